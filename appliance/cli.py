@@ -1,0 +1,48 @@
+"""The ``appliance`` command: one entry point, one subcommand group per component."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+
+# Each module exposes ``register(subparsers)``; its subcommands set ``func(args) -> int``.
+COMMAND_GROUPS = [
+    "appliance.manager.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appliance",
+        description="Build, install and run manager and server appliance hosts.",
+    )
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_GROUPS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ApplianceError as err:
+        print(f"appliance: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("appliance: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Manager core: WS-API over HTTPS, MariaDB schema and migrations, jobs, events, statistics, backups."""
