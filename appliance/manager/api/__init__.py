@@ -1,0 +1,1 @@
+"""The Web Services API (REST/JSON over HTTPS) at /api/v1."""

@@ -1,0 +1,38 @@
+"""Health (no auth), the manager's identity, its CA, and the current user."""
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import text
+
+from appliance import __version__, pki
+from appliance.manager.api.auth import Principal, require
+from appliance.manager.api.common import runtime
+from appliance.manager.api.responses import JSON, error
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", summary="Liveness and database reachability (no authentication)")
+def health(request: Request) -> JSON:
+    try:
+        with runtime(request).engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as err:
+        return error(503, "database_unavailable", f"the database does not answer: {type(err).__name__}")
+    return JSON({"status": "ok"})
+
+
+@router.get("", summary="The manager: identity and version")
+def manager_info(request: Request, _: Principal = Depends(require("readonly"))) -> JSON:
+    rt = runtime(request)
+    return JSON({"manager_uuid": rt.config.manager_uuid, "version": __version__, "api": "v1"})
+
+
+@router.get("/ca", summary="The manager CA certificate and its SHA-256 fingerprint")
+def ca(request: Request, _: Principal = Depends(require("readonly"))) -> JSON:
+    cert = pki.load_cert(runtime(request).paths.ca_cert)
+    return JSON({"fingerprint_sha256": pki.fingerprint(cert), "certificate_pem": pki.cert_pem(cert).decode()})
+
+
+@router.get("/me", summary="Who you are logged in as")
+def me(principal: Principal = Depends(require("readonly"))) -> JSON:
+    return JSON({"name": principal.name, "role": principal.role, "kind": principal.kind})

@@ -1,0 +1,120 @@
+"""`appliance manager init` and `upgrade`: schema, identity, first admin, CA and TLS certificate."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+from appliance import pki
+from appliance.errors import ConfigError, UsageError
+from appliance.manager import migrate
+from appliance.manager.config import ManagerConfig, StatePaths, save_config
+from appliance.manager.database import check_connection, make_engine
+from appliance.manager.dburl import parse_db_url
+from appliance.manager.passwords import check_policy, hash_password
+from appliance.manager.schema import settings, users
+from appliance.manager.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class InitResult:
+    manager_uuid: str
+    ca_fingerprint: str
+    schema_revision: str
+
+
+def read_password_file(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UsageError(
+            f"cannot read the admin password file {path}: {err.strerror}", "give a readable file"
+        ) from None
+    password = text.rstrip("\r\n")
+    check_policy(password)
+    return password
+
+
+def host_names() -> list[str]:
+    names = {socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1"}
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            names.add(str(info[4][0]))
+    except OSError:
+        pass
+    return sorted(n for n in names if n)
+
+
+def make_tls(paths: StatePaths, manager_uuid: str, extra_names: list[str]) -> str:
+    """Create the CA (once) and the manager's TLS certificate; returns the CA fingerprint."""
+    if paths.ca_cert.exists():
+        ca = pki.load_pair(paths.ca_cert, paths.ca_key)
+    else:
+        ca = pki.create_ca(f"Appliance manager CA {manager_uuid}")
+        pki.save_pair(ca, paths.ca_cert, paths.ca_key)
+    key = pki.new_key()
+    cert = pki.issue_leaf(
+        ca, key.public_key(), f"manager {manager_uuid}", names=host_names() + extra_names, client=False
+    )
+    pki.save_pair(pki.KeyPair(key, cert), paths.server_cert, paths.server_key)
+    return pki.fingerprint(ca.cert)
+
+
+def init(
+    state_dir: Path, db_url: str, admin_password_file: Path, names: list[str] | None = None
+) -> InitResult:
+    paths = StatePaths(state_dir)
+    if paths.config.exists():
+        raise ConfigError(
+            f"{paths.root} is already initialised ({paths.config} exists)",
+            "use another --state-dir, or `appliance manager upgrade` to migrate an existing manager",
+        )
+    password = read_password_file(admin_password_file)  # validate every input before touching anything
+    url = parse_db_url(db_url)
+    engine = make_engine(url, pool_size=2)
+    try:
+        check_connection(engine, url)
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            existing = conn.execute(
+                select(settings.c.value).where(settings.c.name == "manager_uuid")
+            ).scalar()
+            manager_uuid = str(existing) if existing else str(uuid.uuid4())
+            conn.execute(
+                mysql_insert(settings).values(name="manager_uuid", value=manager_uuid).prefix_with("IGNORE")
+            )
+            if conn.execute(select(users.c.id).where(users.c.name == "admin")).scalar() is None:
+                now = utcnow()
+                conn.execute(
+                    insert(users).values(
+                        id=str(uuid.uuid4()),
+                        name="admin",
+                        role="admin",
+                        password_hash=hash_password(password),
+                        description="first administrator",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        fingerprint = make_tls(paths, manager_uuid, names or [])
+        save_config(paths, ManagerConfig(manager_uuid=manager_uuid, db_url=db_url))
+        return InitResult(manager_uuid, fingerprint, migrate.head_revision())
+    finally:
+        engine.dispose()
+
+
+def upgrade(state_dir: Path) -> tuple[str | None, str]:
+    from appliance.manager.config import load_config
+
+    cfg = load_config(StatePaths(state_dir))
+    engine = make_engine(cfg.database, pool_size=1)
+    try:
+        check_connection(engine, cfg.database)
+        return migrate.upgrade(engine)
+    finally:
+        engine.dispose()
