@@ -7,7 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -162,8 +162,8 @@ stat_samples = Table(
     Column("object_type", String(16), primary_key=True),
     Column("object_id", String(36), primary_key=True),
     Column("metric", String(32), primary_key=True),
-    Column("ts", Float(precision=53), primary_key=True),
-    Column("value", Float(precision=53), nullable=False),
+    Column("ts", Double(), primary_key=True),
+    Column("value", Double(), nullable=False),
     Index("ix_stat_samples_ts", "ts"),
 )
 
@@ -176,8 +176,8 @@ stat_rollups = Table(
     Column("metric", String(32), primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("samples", Integer, nullable=False),
-    Column("avg", Float(precision=53), nullable=False),
-    Column("min", Float(precision=53), nullable=False),
-    Column("max", Float(precision=53), nullable=False),
+    Column("avg", Double(), nullable=False),
+    Column("min", Double(), nullable=False),
+    Column("max", Double(), nullable=False),
     Index("ix_stat_rollups_ts", "resolution", "ts"),
 )

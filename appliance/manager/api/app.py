@@ -35,7 +35,10 @@ INGEST_PATHS = (f"{PREFIX}/events/ingest", f"{PREFIX}/statistics/ingest")
 
 
 class BodyLimit:
-    """Refuse bodies over the limit with 413 before they are read whole."""
+    """Read the request body up front and refuse it with 413 once it passes the limit.
+
+    Declared lengths are checked before reading; chunked bodies are counted as they arrive.
+    """
 
     def __init__(self, app: ASGIApp, limit: int, ingest_limit: int) -> None:
         self.app, self.limit, self.ingest_limit = app, limit, ingest_limit
@@ -45,26 +48,34 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.ingest_limit if scope["path"] in INGEST_PATHS else self.limit
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        too_large = error(
-            413, "payload_too_large", f"the request body is over {limit} bytes", {"Connection": "close"}
-        )
+        too_large = error(413, "payload_too_large", f"the request body is over {limit} bytes", {"Connection": "close"})
+        declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise ManagerProblem(f"the request body is over {limit} bytes", code="payload_too_large")
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -100,7 +111,7 @@ def create_app(rt: ManagerRuntime) -> FastAPI:
 
     @app.exception_handler(ManagerProblem)
     async def _problem(_: Request, exc: ManagerProblem) -> JSON:
-        status = 413 if exc.code == "payload_too_large" else exc.status
+        status = exc.status
         headers = {"WWW-Authenticate": 'Basic realm="appliance", Bearer'} if status == 401 else None
         return error(
             status, exc.code, str(exc).replace("\n  hint: ", " (hint: ") + (")" if exc.hint else ""), headers

@@ -96,9 +96,9 @@ def upgrade() -> None:
         sa.Column("metric", sa.String(length=32), nullable=False),
         sa.Column("ts", sa.BigInteger(), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
-        sa.Column("avg", sa.Float(precision=53), nullable=False),
-        sa.Column("min", sa.Float(precision=53), nullable=False),
-        sa.Column("max", sa.Float(precision=53), nullable=False),
+        sa.Column("avg", sa.Double(), nullable=False),
+        sa.Column("min", sa.Double(), nullable=False),
+        sa.Column("max", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("resolution", "object_type", "object_id", "metric", "ts"),
     )
     op.create_index("ix_stat_rollups_ts", "stat_rollups", ["resolution", "ts"], unique=False)
@@ -107,8 +107,8 @@ def upgrade() -> None:
         sa.Column("object_type", sa.String(length=16), nullable=False),
         sa.Column("object_id", sa.String(length=36), nullable=False),
         sa.Column("metric", sa.String(length=32), nullable=False),
-        sa.Column("ts", sa.Float(precision=53), nullable=False),
-        sa.Column("value", sa.Float(precision=53), nullable=False),
+        sa.Column("ts", sa.Double(), nullable=False),
+        sa.Column("value", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("object_type", "object_id", "metric", "ts"),
     )
     op.create_index("ix_stat_samples_ts", "stat_samples", ["ts"], unique=False)
