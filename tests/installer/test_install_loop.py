@@ -1,0 +1,146 @@
+"""Real install steps onto a loop-device disk image: partition table, filesystems, fstab, GRUB, roles."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from appliance.installer.cleanup import CleanupStack
+from appliance.installer.disks import describe_target
+from appliance.installer.install import InstallContext, InstallFailed, make_plan, run_install
+from appliance.installer.layout import GUID_BIOS_BOOT, GUID_ESP, GUID_ROOT_X86_64
+from appliance.installer.runner import InstallLog
+from appliance.installer.validate import validate_kickstart
+
+SERVER_KS = """\
+network --bootproto=static --device=eth0 --ip=192.0.2.21 --netmask=255.255.255.0 --gateway=192.0.2.1 --nameserver=192.0.2.1 --hostname=srv1.example.com
+rootpw --iscrypted {hash}
+sshkey --username=root "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtestkey0000000000000000000000000000000000 t@x"
+timezone Etc/UTC
+clearpart --all --initlabel
+autopart
+bootloader --append="dom0_mem=2048M quiet"
+ovsagent --iscrypted {hash}
+ovsmgmntif eth0
+enroll --manager=https://manager.example.com:7002 --fingerprint={fp} --token=tok-123
+%post
+echo post-ran > /root/post-marker
+%end
+"""
+FINGERPRINT = ":".join(["ab"] * 32)
+
+
+def _answers(password_hash: str, text: str = SERVER_KS, role: str = "server"):
+    result = validate_kickstart(text.format(hash=password_hash, fp=FINGERPRINT), "test.ks", role)
+    assert result.ok, result.report()
+    return result.answers
+
+
+def _install(answers, loop_disk: str, root: Path, tmp_path: Path) -> InstallContext:
+    disk = describe_target(loop_disk)
+    log = InstallLog(tmp_path / "install.log")
+    messages: list[str] = []
+    ctx = InstallContext(answers=answers.with_target_disk(loop_disk), disk=disk,
+                         layout=make_plan(answers, disk, root), source_root=root, log=log,
+                         cleanup=CleanupStack(log.write), say=messages.append)
+    ctx.messages = messages  # type: ignore[attr-defined]
+    run_install(ctx)
+    return ctx
+
+
+def _mount(device: str, where: Path) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-o", "ro", device, str(where)], check=True)
+
+
+def _umount(where: Path) -> None:
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def _blkid(device: str, tag: str) -> str:
+    return subprocess.run(["blkid", "-p", "-s", tag, "-o", "value", device], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+@pytest.mark.slow
+def test_server_install_on_loop_disk(loop_disk, server_root, tmp_path, password_hash):
+    ctx = _install(_answers(password_hash), loop_disk, server_root, tmp_path)
+    assert any("100%" in m for m in ctx.messages)  # type: ignore[attr-defined]
+
+    table = json.loads(subprocess.run(["sfdisk", "--json", loop_disk], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    assert table["label"] == "gpt"
+    types = [p["type"].upper() for p in table["partitions"]]
+    assert types == [GUID_BIOS_BOOT, GUID_ESP, GUID_ROOT_X86_64]
+
+    # BIOS: GRUB's core.img went into the BIOS boot partition, boot.img into the MBR.
+    with open(f"{loop_disk}p1", "rb") as bios:
+        core = bios.read(1024 * 1024)
+    assert core.count(b"\0") < len(core) - 16 * 1024, "BIOS boot partition is empty"
+    with open(loop_disk, "rb") as whole:
+        mbr = whole.read(512)
+    assert mbr[510:512] == b"\x55\xaa" and b"GRUB" in mbr
+
+    assert _blkid(f"{loop_disk}p2", "TYPE") == "vfat"
+    assert _blkid(f"{loop_disk}p3", "TYPE") == "ext4"
+    mnt = tmp_path / "mnt"
+    _mount(f"{loop_disk}p3", mnt)
+    try:
+        fstab = (mnt / "etc/fstab").read_text()
+        assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /  ext4" in fstab
+        assert f"UUID={_blkid(loop_disk + 'p2', 'UUID')}  /boot/efi  vfat" in fstab
+        grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
+        root_uuid = _blkid(loop_disk + "p3", "UUID")
+        xen_line = next(line for line in grub_cfg.splitlines() if "multiboot2 /boot/xen-4.17-amd64.gz" in line)
+        assert "dom0_mem=2048M" in xen_line and "1024M" not in xen_line and "com1=115200,8n1" in xen_line
+        assert f"module2 /boot/vmlinuz-6.1.0-13-amd64 root=UUID={root_uuid} ro console=hvc0 quiet" in grub_cfg
+        assert "set default=xen" in grub_cfg and "rescue" in grub_cfg
+        assert (mnt / "boot/grub/i386-pc/normal.mod").exists()
+        assert (mnt / "boot/grub/x86_64-efi/normal.mod").exists()
+        assert (mnt / "etc/hostname").read_text() == "srv1.example.com\n"
+        shadow = (mnt / "etc/shadow").read_text()
+        assert shadow.startswith(f"root:{password_hash}:")
+        network = (mnt / "etc/systemd/network/10-appliance-install.network").read_text()
+        assert "Name=eth0" in network and "Address=192.0.2.21/24" in network
+        assert (mnt / "etc/systemd/system/multi-user.target.wants/systemd-networkd.service").is_symlink()
+        assert not list((mnt / "etc/systemd/system").glob("*.wants/appliance-installer*"))
+        assert "ssh-ed25519" in (mnt / "root/.ssh/authorized_keys").read_text()
+        assert list((mnt / "etc/ssh").glob("ssh_host_ed25519_key"))
+        calls = (mnt / "var/lib/appliance/calls.log").read_text().splitlines()
+        assert calls[0] == "agent set-password --state-dir /var/lib/appliance/agent --iscrypted"
+        assert calls[1] == (f"agent enroll --manager https://manager.example.com:7002 --fingerprint "
+                            f"{FINGERPRINT} --token tok-123")
+        assert (mnt / "var/lib/appliance/set-password.stdin").read_text().strip() == password_hash
+        assert (mnt / "root/post-marker").read_text() == "post-ran\n"
+        assert "Install complete" not in (mnt / "var/log/appliance-install.log").read_text()
+        assert "step 11/11" in (mnt / "var/log/appliance-install.log").read_text()
+    finally:
+        _umount(mnt)
+    # EFI: the removable-media path every UEFI firmware boots (read with mtools: no vfat mount needed).
+    efi = tmp_path / "BOOTX64.EFI"
+    subprocess.run(["mcopy", "-i", f"{loop_disk}p2", "::/EFI/BOOT/BOOTX64.EFI", str(efi)], check=True,
+                   env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"})
+    image = efi.read_bytes()
+    assert image[:2] == b"MZ" and len(image) > 100_000  # a PE/COFF EFI application
+    root_uuid = _blkid(loop_disk + "p3", "UUID")
+    assert f"search --no-floppy --fs-uuid --set=root {root_uuid}".encode() in image
+    # Nothing left mounted or bound.
+    assert str(ctx.target) not in Path("/proc/self/mountinfo").read_text()
+
+
+@pytest.mark.slow
+def test_failed_enrollment_stops_loudly_and_leaves_nothing_mounted(loop_disk, server_root, tmp_path,
+                                                                   password_hash):
+    (server_root / "etc/fail-on").write_text("enroll")
+    with pytest.raises(InstallFailed) as info:
+        _install(_answers(password_hash), loop_disk, server_root, tmp_path)
+    message = str(info.value)
+    assert "Setting up the role" in message and "enrollment with the manager" in message
+    assert str(tmp_path / "install.log") in message
+    assert "appliance-target-" not in Path("/proc/self/mountinfo").read_text()
+    # Running it again (after fixing the cause) is safe and completes.
+    (server_root / "etc/fail-on").unlink()
+    _install(_answers(password_hash), loop_disk, server_root, tmp_path)
