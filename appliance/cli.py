@@ -14,6 +14,8 @@ from appliance.errors import ApplianceError
 # Each module exposes ``register(subparsers)``; its subcommands set ``func(args) -> int``.
 COMMAND_GROUPS = [
     "appliance.manager.cli",
+    "appliance.images.cli",
+    "appliance.server.cli",
 ]
 
 
