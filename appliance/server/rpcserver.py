@@ -151,12 +151,14 @@ class AgentRequestHandler(http.server.BaseHTTPRequestHandler):
         if length < 0 or length > app.limits.max_request_bytes:
             self._plain(413, f"the request is larger than {app.limits.max_request_bytes} bytes")
             return
-        caller = self._authenticate()
-        if caller is None:
-            return
+        # Read the (bounded) body before answering, even a refusal: closing a socket with unread
+        # data resets the connection and the client would never see the answer.
         body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True
+            return
+        caller = self._authenticate()
+        if caller is None:
             return
         response = app.dispatcher.handle(caller, body, app.limits.max_xml_depth)
         self.send_response(200)
