@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import Table, and_, func, insert, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from appliance.manager.schema import events
@@ -85,9 +85,20 @@ def ingest_from_agent(
     ]
     if not rows:
         return 0, 0
-    result = conn.execute(insert(events).prefix_with("IGNORE"), rows)
-    accepted = max(int(result.rowcount), 0)
+    accepted = insert_ignore(conn, events, rows)
     return accepted, len(rows) - accepted
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """One multi-row INSERT IGNORE; returns how many rows were new.
+
+    Run as driver SQL: through SQLAlchemy's compiled path mysql-connector reports no row count.
+    """
+    columns = list(rows[0])
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sql = f"INSERT IGNORE INTO {table.name} ({', '.join(columns)}) VALUES " + ", ".join([one] * len(rows))
+    params = tuple(row[c] for row in rows for c in columns)
+    return max(int(conn.exec_driver_sql(sql, params).rowcount), 0)
 
 
 def to_json(row: RowMapping) -> dict[str, Any]:

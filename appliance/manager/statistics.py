@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, text
+from sqlalchemy import and_, delete, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from appliance.manager.events import insert_ignore
 from appliance.manager.schema import stat_rollups, stat_samples
 
 
@@ -37,7 +38,7 @@ def ingest(conn: Connection, samples: Iterable[Mapping[str, Any]]) -> int:
     ]
     if not rows:
         return 0
-    return max(int(conn.execute(insert(stat_samples).prefix_with("IGNORE"), rows).rowcount), 0)
+    return insert_ignore(conn, stat_samples, rows)
 
 
 def choose_resolution(start: float, now: float, retention: Retention) -> int:

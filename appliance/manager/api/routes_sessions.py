@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 from sqlalchemy import delete, select
+from starlette.responses import Response
 
 from appliance.manager.api.auth import Principal, require, token_hash
 from appliance.manager.api.common import runtime
@@ -76,12 +77,12 @@ def list_sessions(request: Request, principal: Principal = Depends(require("read
     return JSON({"items": items, "total": len(items)})
 
 
-@router.delete("/{session_id}", status_code=204, summary="Log out (end a session)")
+@router.delete("/{session_id}", status_code=204, response_class=Response, summary="Log out (end a session)")
 def delete_session(
     request: Request,
     session_id: Annotated[str, Path(min_length=1, max_length=36)],
     principal: Principal = Depends(require("readonly")),
-) -> JSON:
+) -> Response:
     rt = runtime(request)
     query = delete(sessions).where(sessions.c.id == session_id)
     if not principal.allows("admin"):
@@ -90,4 +91,4 @@ def delete_session(
         if not conn.execute(query).rowcount:
             raise NotFound(f"no session with id {session_id!r}", "list them with GET /api/v1/sessions")
     rt.auth.cache.drop_session(session_id)
-    return JSON(None, status_code=204)
+    return Response(status_code=204)

@@ -21,7 +21,7 @@ def health(request: Request) -> JSON:
     return JSON({"status": "ok"})
 
 
-@router.get("", summary="The manager: identity and version")
+@router.get("/", summary="The manager: identity and version")
 def manager_info(request: Request, _: Principal = Depends(require("readonly"))) -> JSON:
     rt = runtime(request)
     return JSON({"manager_uuid": rt.config.manager_uuid, "version": __version__, "api": "v1"})
