@@ -16,6 +16,7 @@ COMMAND_GROUPS = [
     "appliance.manager.cli",
     "appliance.images.cli",
     "appliance.server.cli",
+    "appliance.installer.cli",
 ]
 
 

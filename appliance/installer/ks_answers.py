@@ -272,8 +272,10 @@ def _network(parsed: ParsedKickstart, role: Role, out: _Collector) -> tuple[Netw
     mgmt_iface = mgmt.interface if mgmt.seen else None
     if mgmt_iface and not _IFACE_RE.match(mgmt_iface):
         out.error(parsed.last_line("ovsmgmntif"), f"ovsmgmntif: '{mgmt_iface}' is not an interface name")
-    hostname = next((e.hostname for e in entries if e.hostname), "")
-    configured = [e for e in entries if e.bootProto or e.ip or e.device]
+    named = next((e for e in entries if e.hostname), None)
+    hostname = named.hostname if named else ""
+    # 'network --hostname=NAME' alone names the host and configures no interface.
+    configured = [e for e in entries if e.device or e.ip or not e.hostname]
     if len(configured) > 1:
         for extra in configured[1:]:
             out.error(

@@ -52,10 +52,12 @@ class Layout:
     def mounted(self) -> list[PlannedPartition]:
         """Partitions with a mount point, parents before children (/ before /boot before /boot/efi)."""
         parts = [p for p in self.partitions if p.mountpoint and p.mountpoint.startswith("/")]
-        return sorted(
-            parts,
-            key=lambda p: (p.mountpoint.rstrip("/").count("/") if p.mountpoint != "/" else 0, p.mountpoint),
-        )
+
+        def depth(part: PlannedPartition) -> tuple[int, str]:
+            mount = part.mountpoint or "/"
+            return (0 if mount == "/" else mount.rstrip("/").count("/"), mount)
+
+        return sorted(parts, key=depth)
 
     def by_mountpoint(self, mountpoint: str) -> PlannedPartition:
         for part in self.partitions:

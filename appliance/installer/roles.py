@@ -23,7 +23,7 @@ def chroot(target: Path, *cmd: str) -> list[str]:
 
 def agent_set_password_cmd(target: Path) -> list[str]:
     """The agent stores the crypt(3) hash (read from stdin) in its state dir."""
-    return chroot(target, "appliance", "agent", "set-password", "--state-dir", AGENT_STATE_DIR, "--iscrypted")
+    return chroot(target, "appliance", "agent", "set-password", "--state-dir", AGENT_STATE_DIR, "--crypted")
 
 
 def agent_enroll_cmd(target: Path, answers: Answers) -> list[str]:

@@ -1,0 +1,231 @@
+"""Where the answers come from: kernel arguments, the install medium, a labelled disk or the network.
+
+  ks=cdrom:/PATH            a file on the install medium (the ISO's "Automatic install" entry uses
+                            ks=cdrom:/ks.cfg for the kickstart embedded in the ISO)
+  ks=hd:LABEL=NAME:/PATH    a file on the filesystem labelled NAME (also hd:sdb1:/PATH)
+  ks=http(s)://HOST/PATH    pinned by ks.sha256=HEX (the file's SHA-256) or, for https, by
+                            ks.tlsfp=SHA256 (the server certificate's fingerprint)
+  a disk labelled OEMDRV    holding /ks.cfg, used when no ks= is given (Anaconda's convention)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import shlex
+import ssl
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from appliance.errors import ConfigError, UsageError
+from appliance.installer.cleanup import CleanupStack
+
+LIVE_MEDIUM = Path("/run/live/medium")
+OEMDRV_LABEL = "OEMDRV"
+FETCH_TIMEOUT_S = 30.0
+MAX_KICKSTART_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    """What the installer reads from the kernel command line."""
+
+    ks: str | None = None
+    ks_sha256: str | None = None
+    ks_tlsfp: str | None = None
+    auto: bool = False
+    role: str | None = None
+
+
+def parse_cmdline(text: str) -> BootOptions:
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    for word in words:
+        if word == "--":
+            break
+        key, sep, value = word.partition("=")
+        if sep:
+            values[key] = value
+        else:
+            flags.add(key)
+    return BootOptions(
+        ks=values.get("inst.ks") or values.get("ks"),
+        ks_sha256=values.get("inst.ks.sha256") or values.get("ks.sha256"),
+        ks_tlsfp=values.get("inst.ks.tlsfp") or values.get("ks.tlsfp"),
+        auto="inst.auto" in flags or values.get("inst.auto") in ("1", "yes", "true"),
+        role=values.get("appliance.role"),
+    )
+
+
+def _hex(value: str) -> str:
+    return value.lower().removeprefix("sha256:").replace(":", "")
+
+
+def check_sha256(data: bytes, expected: str, name: str) -> None:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != _hex(expected):
+        raise ConfigError(f"kickstart {name} has SHA-256 {actual}, but ks.sha256 pins {_hex(expected)}",
+                          "the file changed or the pin is wrong: fix ks.sha256= (sha256sum FILE)")
+
+
+def _decode(data: bytes, name: str) -> str:
+    if len(data) > MAX_KICKSTART_BYTES:
+        raise ConfigError(f"kickstart {name} is larger than 1 MiB", "is this the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"kickstart {name} is not UTF-8 text", "save it as UTF-8") from err
+
+
+def _read_on_device(device: str, path: str, cleanup: CleanupStack) -> bytes:
+    """Mount ``device`` read-only in a temporary directory and read ``path`` from it."""
+    where = Path(tempfile.mkdtemp(prefix="appliance-ks-"))
+    cleanup.push(f"remove {where}", where.rmdir)
+    proc = subprocess.run(["mount", "-o", "ro", device, str(where)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise ConfigError(f"cannot mount {device} to read the kickstart: {proc.stderr.strip()}",
+                          "check the device and its filesystem")
+    cleanup.push(f"unmount {where}", lambda: subprocess.run(["umount", str(where)], check=True))
+    file = where / path.lstrip("/")
+    if not file.is_file():
+        raise ConfigError(f"{device} has no file {path}", "check the path in ks=")
+    return file.read_bytes()
+
+
+def find_by_label(label: str) -> str | None:
+    proc = subprocess.run(["blkid", "-L", label], capture_output=True, text=True, check=False)
+    device = proc.stdout.strip()
+    return device or None
+
+
+def _fetch_hd(spec: str, cleanup: CleanupStack) -> bytes:
+    # hd:LABEL=NAME:/PATH or hd:sdb1:/PATH
+    rest = spec.removeprefix("hd:")
+    where, sep, path = rest.rpartition(":")
+    if not sep or not where or not path.startswith("/"):
+        raise UsageError(f"ks={spec}: expected hd:LABEL=NAME:/PATH or hd:DEVICE:/PATH",
+                         "e.g. ks=hd:LABEL=KS:/server.ks")
+    if where.startswith("LABEL="):
+        device = find_by_label(where.removeprefix("LABEL="))
+        if device is None:
+            raise ConfigError(f"no filesystem labelled {where.removeprefix('LABEL=')} (ks={spec})",
+                              "plug in the disk holding the kickstart, or fix the label")
+    else:
+        device = where if where.startswith("/dev/") else f"/dev/{where}"
+    return _read_on_device(device, path, cleanup)
+
+
+def _fetch_cdrom(spec: str, cleanup: CleanupStack, medium: Path) -> bytes:
+    path = spec.removeprefix("cdrom:")
+    if not path.startswith("/"):
+        raise UsageError(f"ks={spec}: expected cdrom:/PATH", "e.g. ks=cdrom:/ks.cfg")
+    file = medium / path.lstrip("/")
+    if file.is_file():
+        return file.read_bytes()
+    proc = subprocess.run(["blkid", "-t", "TYPE=iso9660", "-o", "device"], capture_output=True, text=True,
+                          check=False)
+    for device in proc.stdout.split():
+        try:
+            return _read_on_device(device, path, cleanup)
+        except ConfigError:
+            continue
+    raise ConfigError(f"the install medium has no {path} (ks={spec})",
+                      "rebuild the ISO with the kickstart embedded, or give ks= another source")
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that checks the server certificate against one pinned fingerprint."""
+
+    def __init__(self, *args: Any, fingerprint: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fingerprint = fingerprint
+
+    def connect(self) -> None:
+        super().connect()
+        der = self.sock.getpeercert(binary_form=True)
+        actual = hashlib.sha256(der or b"").hexdigest()
+        if actual != self.fingerprint:
+            self.close()
+            raise ConfigError(
+                f"the kickstart server's certificate has SHA-256 fingerprint {actual}, but ks.tlsfp pins "
+                f"{self.fingerprint}", "check ks.tlsfp= (openssl x509 -noout -fingerprint -sha256 -in CERT)")
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    """HTTPS whose trust is one pinned certificate fingerprint instead of the CA store."""
+
+    def __init__(self, fingerprint: str) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # trust comes from the pin, checked on connect
+        super().__init__(context=context)
+        self._pin_context = context
+        self.fingerprint = _hex(fingerprint)
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_PinnedHTTPSConnection, req, context=self._pin_context,  # type: ignore[arg-type]
+                            fingerprint=self.fingerprint)
+
+
+def _fetch_http(url: str, sha256: str | None, tlsfp: str | None) -> bytes:
+    scheme = urlparse(url).scheme
+    if scheme == "http" and not sha256:
+        raise UsageError(f"ks={url} is plain http and not pinned",
+                         "add ks.sha256=<sha256sum of the file> or serve it over https")
+    if tlsfp and scheme != "https":
+        raise UsageError("ks.tlsfp= pins a TLS certificate: use an https:// URL", "or pin with ks.sha256=")
+    handlers: list[urllib.request.BaseHandler] = [_PinnedHTTPSHandler(tlsfp)] if tlsfp else []
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(url, timeout=FETCH_TIMEOUT_S) as response:
+            return bytes(response.read(MAX_KICKSTART_BYTES + 1))
+    except urllib.error.HTTPError as err:
+        raise ConfigError(f"fetching the kickstart {url} failed: HTTP {err.code} {err.reason}",
+                          "check the URL") from err
+    except (TimeoutError, urllib.error.URLError, ssl.SSLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ConfigError(f"fetching the kickstart {url} failed: {reason}",
+                          "check the network and the URL; for a self-signed server pin it with ks.tlsfp=") from err
+
+
+def fetch_kickstart(spec: str, *, sha256: str | None = None, tlsfp: str | None = None,
+                    medium: Path = LIVE_MEDIUM) -> tuple[str, str]:
+    """(text, name for messages) of the kickstart named by ``spec``; nothing stays mounted."""
+    with CleanupStack() as cleanup:
+        if spec.startswith(("http://", "https://")):
+            data = _fetch_http(spec, sha256, tlsfp)
+        elif spec.startswith("cdrom:"):
+            data = _fetch_cdrom(spec, cleanup, medium)
+        elif spec.startswith("hd:"):
+            data = _fetch_hd(spec, cleanup)
+        else:
+            path = Path(spec.removeprefix("file:"))
+            try:
+                data = path.read_bytes()
+            except OSError as err:
+                raise UsageError(f"cannot read kickstart {path}: {err.strerror}",
+                                 "give a readable file, or cdrom:/, hd:LABEL=...:/ or http(s)://") from err
+        if sha256:
+            check_sha256(data, sha256, spec)
+        return _decode(data, spec), spec
+
+
+def find_oemdrv_kickstart() -> tuple[str, str] | None:
+    """ks.cfg from a disk labelled OEMDRV, if one is plugged in."""
+    device = find_by_label(OEMDRV_LABEL)
+    if device is None:
+        return None
+    with CleanupStack() as cleanup:
+        data = _read_on_device(device, "/ks.cfg", cleanup)
+    return _decode(data, f"{device}:/ks.cfg"), f"OEMDRV({device}):/ks.cfg"
