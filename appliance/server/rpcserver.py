@@ -26,6 +26,7 @@ from appliance.server.store import Ownership
 log = logging.getLogger(__name__)
 
 RPC_PATHS = ("/", "/RPC2")
+DISCARD_LIMIT = 1 << 20
 
 
 class TrustState:
@@ -95,6 +96,13 @@ class AgentRequestHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _discard(self, count: int) -> None:
+        while count > 0:
+            chunk = self.rfile.read(min(count, 65536))
+            if not chunk:
+                return
+            count -= len(chunk)
+
     def do_GET(self) -> None:
         self._plain(
             405, "this is an XML-RPC endpoint: POST a methodCall to / or /RPC2", headers={"Allow": "POST"}
@@ -149,6 +157,9 @@ class AgentRequestHandler(http.server.BaseHTTPRequestHandler):
             self._plain(400, "Content-Length is not a number")
             return
         if length < 0 or length > app.limits.max_request_bytes:
+            # Swallow a little of the body so a moderately oversized request still sees the 413;
+            # a huge one is cut off (its sender sees the connection reset).
+            self._discard(min(max(length, 0), DISCARD_LIMIT))
             self._plain(413, f"the request is larger than {app.limits.max_request_bytes} bytes")
             return
         # Read the (bounded) body before answering, even a refusal: closing a socket with unread
