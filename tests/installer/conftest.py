@@ -36,11 +36,11 @@ def need_root() -> None:
 
 @pytest.fixture
 def loop_disk(tmp_path: Path) -> Iterator[str]:
-    """A 1 GiB sparse disk image attached to a loop device with partition scanning."""
+    """A 6 GiB sparse disk image (room for an Oracle VM style layout) attached to a loop device with partition scanning."""
     need_root()
     image = tmp_path / "disk.img"
     with image.open("wb") as handle:
-        handle.truncate(1024 * 1024 * 1024)
+        handle.truncate(6 * 1024 * 1024 * 1024)
     device = subprocess.run(["losetup", "--find", "--show", "--partscan", str(image)],
                             capture_output=True, text=True, check=True).stdout.strip()
     try:
