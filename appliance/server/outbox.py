@@ -59,8 +59,8 @@ class Outbox:
             f" the oldest {what} are being dropped",
             "warning",
         )
-        # Make room for the notice itself when the events queue is the one that is full.
-        self.store.enqueue(EVENT, [(event["id"], event)], self.limits.max_events)
+        # Sticky: later overflow drops the oldest ordinary events, never this notice.
+        self.store.enqueue(EVENT, [(event["id"], event)], self.limits.max_events, sticky=True)
 
     def acked(self, kind: str, seqs: list[int]) -> None:
         with self._lock:

@@ -45,7 +45,8 @@ CREATE TABLE outbox (
     kind TEXT NOT NULL CHECK (kind IN ('event', 'sample')),
     item_id TEXT NOT NULL UNIQUE,
     body_json TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    sticky INTEGER NOT NULL DEFAULT 0  -- never dropped on overflow (the overflow notice itself)
 );
 CREATE INDEX outbox_kind_seq ON outbox (kind, seq);
 """
@@ -239,10 +240,12 @@ class Store:
         items: list[tuple[str, dict[str, Any]]],
         cap: int,
         vm_state: tuple[str, str] | None = None,
+        sticky: bool = False,
     ) -> int:
         """Append (item_id, body) pairs in order; an id already queued is skipped. When the queue of
         ``kind`` would exceed ``cap``, its oldest items are dropped; returns how many were dropped.
-        ``vm_state`` (uuid, state) is recorded in the same transaction as the items."""
+        ``vm_state`` (uuid, state) is recorded in the same transaction as the items; ``sticky``
+        items are never dropped."""
         if not items:
             return 0
         now = time.time()
@@ -253,15 +256,16 @@ class Store:
                     (vm_state[1], now, vm_state[0]),
                 )
             db.executemany(
-                "INSERT OR IGNORE INTO outbox (kind, item_id, body_json, created_at) VALUES (?, ?, ?, ?)",
-                [(kind, item_id, json.dumps(body), now) for item_id, body in items],
+                "INSERT OR IGNORE INTO outbox (kind, item_id, body_json, created_at, sticky)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(kind, item_id, json.dumps(body), now, int(sticky)) for item_id, body in items],
             )
             count = db.execute("SELECT COUNT(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()[0]
             excess = max(0, count - cap)
             if excess:
                 db.execute(
                     "DELETE FROM outbox WHERE seq IN"
-                    " (SELECT seq FROM outbox WHERE kind = ? ORDER BY seq LIMIT ?)",
+                    " (SELECT seq FROM outbox WHERE kind = ? AND sticky = 0 ORDER BY seq LIMIT ?)",
                     (kind, excess),
                 )
             return int(excess)

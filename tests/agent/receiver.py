@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class IngestReceiver:
         self.lock = threading.Lock()
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
+        self._connections: list[Any] = []
 
     @property
     def event_url(self) -> str:
@@ -127,7 +129,9 @@ class IngestReceiver:
 
             def get_request(self) -> Any:
                 sock, addr = self.socket.accept()
-                return ctx.wrap_socket(sock, server_side=True), addr
+                conn = ctx.wrap_socket(sock, server_side=True)
+                receiver._connections.append(conn)
+                return conn, addr
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass
@@ -179,10 +183,18 @@ class IngestReceiver:
                 handler._reply(404, {"error": "not found"})
 
     def stop(self) -> None:
+        """The manager goes away: no listener and every open connection cut."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        for conn in self._connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+        self._connections.clear()
 
     def events_of_type(self, event_type: str) -> list[dict[str, Any]]:
         with self.lock:
