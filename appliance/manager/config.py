@@ -28,6 +28,7 @@ class ManagerConfig:
     ingest_max_body_bytes: int = 16_777_216
     session_ttl_minutes: int = 480
     db_pool_size: int = 16
+    housekeeping_seconds: float = 60.0
 
     @property
     def database(self) -> DatabaseURL:

@@ -164,7 +164,7 @@ def recover_after_restart(engine: Engine) -> int:
                     state="failed",
                     finished_at=utcnow(),
                     error_code="manager_restarted",
-                    error_message="the manager stopped while this job was running; check the object and retry",
+                    error_message="the manager stopped while this job was running (found at restart); check the object and retry",
                 )
             )
             events.record(

@@ -129,7 +129,7 @@ def serve(state_dir: Path, listen: str | None = None) -> int:
         rt = build_runtime(paths, cfg)
         app = create_app(rt)
         rt.runner.start()
-        keeper = Housekeeper(rt)
+        keeper = Housekeeper(rt, cfg.housekeeping_seconds)
         keeper.start()
         config = uvicorn.Config(
             app,
