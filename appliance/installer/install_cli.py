@@ -20,6 +20,7 @@ from appliance.installer.ks_parse import DIALECT_CHOICES
 from appliance.installer.layout import Layout
 from appliance.installer.runner import InstallLog
 from appliance.installer.sources import (
+    LIVE_MEDIUM,
     BootOptions,
     fetch_kickstart,
     find_oemdrv_kickstart,
@@ -30,6 +31,7 @@ from appliance.installer.validate import validate_kickstart
 LIVE_ROOT = Path("/run/live/rootfs/filesystem.squashfs")
 IMAGE_INFO = Path("/etc/appliance/image.json")
 DEFAULT_LOG = Path("/var/log/appliance-install.log")
+EMBEDDED_KS = "ks.cfg"  # a kickstart the image builder embedded at the root of the ISO
 
 
 def register_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,9 +85,15 @@ def _kickstart_answers(args: argparse.Namespace, boot: BootOptions, role: Role) 
         text, name = fetch_kickstart(args.ks, sha256=args.ks_sha256, tlsfp=args.ks_tlsfp)
     elif boot.ks:
         text, name = fetch_kickstart(boot.ks, sha256=boot.ks_sha256, tlsfp=boot.ks_tlsfp)
+    elif boot.auto and (LIVE_MEDIUM / EMBEDDED_KS).is_file():
+        text, name = fetch_kickstart(f"cdrom:/{EMBEDDED_KS}")
     else:
         found = find_oemdrv_kickstart()
         if found is None:
+            if boot.auto:
+                raise UsageError("inst.auto asks for an unattended install but no kickstart was found "
+                                 "(no ks=, no ks.cfg on the medium, no OEMDRV disk); no disk was touched",
+                                 "boot the interactive entry, or give ks=... on the kernel command line")
             return None
         text, name = found
     print(f"kickstart: {name}", flush=True)

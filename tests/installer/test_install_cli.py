@@ -151,3 +151,29 @@ def test_oracle_vm_kickstart_installs_with_separate_boot_and_swap(loop_disk, ser
         assert "multiboot2 /xen-4.17-amd64.gz" in grub_cfg and "dom0_mem=1024M" in grub_cfg
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _run_with_cmdline(cmdline: str, loop_disk: str, root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    args = ["-m", "appliance", "install", "--target-disk", loop_disk, "--source-root", str(root),
+            "--log", str(tmp_path / "install.log"), "--no-finish", "--dry-run",
+            "--kernel-cmdline", str(tmp_path / "cmdline")]
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_kernel_command_line_names_role_and_kickstart(loop_disk, server_root, tmp_path, repo_root):
+    ks = repo_root / "kickstart/server.ks"
+    proc = _run_with_cmdline(f"boot=live appliance.role=server ks={ks}", loop_disk, server_root, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"kickstart: {ks}" in proc.stdout and "Role:       server" in proc.stdout
+    assert "Manager:    https://manager.example.com:7002 (enrol at install)" in proc.stdout
+
+    # ks.sha256= pins the file: a wrong pin stops before anything else.
+    proc = _run_with_cmdline(f"appliance.role=server ks={ks} ks.sha256={'0' * 64}", loop_disk, server_root,
+                             tmp_path)
+    assert proc.returncode == 1 and "ks.sha256 pins" in proc.stderr
+
+    # inst.auto without any kickstart is an error, never a silent fall-back to questions.
+    proc = _run_with_cmdline("inst.auto appliance.role=manager", loop_disk, server_root, tmp_path)
+    assert proc.returncode == 2 and "inst.auto asks for an unattended install" in proc.stderr
+    assert not _has_partition_table(loop_disk)

@@ -144,3 +144,38 @@ def test_failed_enrollment_stops_loudly_and_leaves_nothing_mounted(loop_disk, se
     # Running it again (after fixing the cause) is safe and completes.
     (server_root / "etc/fail-on").unlink()
     _install(_answers(password_hash), loop_disk, server_root, tmp_path)
+
+
+MANAGER_KS = """\
+network --bootproto=dhcp --hostname=mgr.example.com
+rootpw --iscrypted {hash}
+clearpart --all --initlabel
+autopart
+manageradmin admin-secret-1
+"""
+
+
+@pytest.mark.slow
+def test_manager_install_gives_the_database_its_own_filesystem(loop_disk, tmp_path, password_hash):
+    from .conftest import make_root
+
+    root = make_root(tmp_path / "root", xen=False)
+    ctx = _install(_answers(password_hash, MANAGER_KS, "manager"), loop_disk, root, tmp_path)
+    assert any("CA fingerprint" in m and "ab:cd:ef" in m for m in ctx.messages)  # type: ignore[attr-defined]
+    table = json.loads(subprocess.run(["sfdisk", "--json", loop_disk], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]["partitions"]
+    assert [p.get("name") for p in table] == ["bios", "esp", "appliance-db", "root"]
+    mnt = tmp_path / "mnt"
+    _mount(f"{loop_disk}p4", mnt)
+    try:
+        fstab = (mnt / "etc/fstab").read_text()
+        assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /var/lib/appliance/db  ext4" in fstab
+        calls = (mnt / "var/lib/appliance/calls.log").read_text().splitlines()
+        assert calls[0].startswith("manager init --state-dir /var/lib/appliance/manager --db-url mysql://")
+        assert "--admin-password-file /root/.appliance-admin-password --name mgr.example.com" in calls[0]
+        assert calls[1] == "manager ca-fingerprint --state-dir /var/lib/appliance/manager"
+        assert not (mnt / "root/.appliance-admin-password").exists()  # the secret does not stay behind
+        grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
+        assert "multiboot2" not in grub_cfg and "set default=linux" in grub_cfg
+    finally:
+        _umount(mnt)
