@@ -1,0 +1,1 @@
+"""Nested-QEMU end-to-end tests and the small helpers they share (accelerator probe, boot modes)."""
