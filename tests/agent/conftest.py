@@ -52,7 +52,9 @@ class ManagerIdentity:
         return pki.cert_pem(cert).decode()
 
 
-def make_identity(tmp: Path, name: str, ca: pki.KeyPair | None = None, cn: str | None = None) -> ManagerIdentity:
+def make_identity(
+    tmp: Path, name: str, ca: pki.KeyPair | None = None, cn: str | None = None
+) -> ManagerIdentity:
     ca = ca or pki.create_ca(f"{name} CA")
     manager_uuid = str(uuid.uuid4())
     key = pki.new_key()
@@ -94,7 +96,9 @@ class RunningAgent:
         )
 
     def raw_post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPSConnection("127.0.0.1", self.agent.port, context=self.tls_context(), timeout=30)
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.agent.port, context=self.tls_context(), timeout=30
+        )
         try:
             hdrs = {"Content-Type": "text/xml", **(headers or {})}
             conn.request("POST", "/", body=body, headers=hdrs)

@@ -177,7 +177,9 @@ class IngestReceiver:
                     handler._reply(422, {"error": errors[0]})
                     return
                 for s in items or []:
-                    self.received.samples[(s["object_type"], s["object_id"], s["metric"], s["time"])] = s["value"]
+                    self.received.samples[(s["object_type"], s["object_id"], s["metric"], s["time"])] = s[
+                        "value"
+                    ]
                 handler._reply(202, {"accepted": len(items or [])})
             else:
                 handler._reply(404, {"error": "not found"})

@@ -29,13 +29,19 @@ def _own(ra: RunningAgent, manager: ManagerIdentity, recv: IngestReceiver) -> No
 
 def _server_events(recv: IngestReceiver, server_uuid: str) -> list[dict]:
     with recv.lock:
-        return [recv.received.events[(server_uuid, i)] for i in recv.received.event_order
-                if (server_uuid, i) in recv.received.events]
+        return [
+            recv.received.events[(server_uuid, i)]
+            for i in recv.received.event_order
+            if (server_uuid, i) in recv.received.events
+        ]
 
 
 def _vm_lifecycle(recv: IngestReceiver, server_uuid: str, vm: str) -> list[str]:
-    return [e["type"] for e in _server_events(recv, server_uuid)
-            if e["object_id"] == vm and e["type"] in ("vm.started", "vm.stopped")]
+    return [
+        e["type"]
+        for e in _server_events(recv, server_uuid)
+        if e["object_id"] == vm and e["type"] in ("vm.started", "vm.stopped")
+    ]
 
 
 def test_events_and_statistics_reach_the_manager(
@@ -48,16 +54,32 @@ def test_events_and_statistics_reach_the_manager(
     vm = owner.create_vm(vm_spec(f"push-{uuid.uuid4().hex[:8]}"))["uuid"]
     owner.start_vm(vm)
     sid = ra.agent.server_uuid
-    _wait_for(lambda: any(e["object_id"] == vm and e["type"] == "vm.started" for e in _server_events(receiver, sid)))
+    _wait_for(
+        lambda: any(e["object_id"] == vm and e["type"] == "vm.started" for e in _server_events(receiver, sid))
+    )
     types = [e["type"] for e in _server_events(receiver, sid)]
     assert types[:2] == ["agent.started", "server.owned"]
     _wait_for(lambda: any(k[0] == "vm" and k[1] == vm for k in receiver.received.samples))
     metrics = {k[2] for k in receiver.received.samples if k[1] == sid}
-    assert metrics == {"cpu_percent", "memory_used_bytes", "memory_total_bytes", "disk_read_bytes",
-                       "disk_write_bytes", "net_rx_bytes", "net_tx_bytes"}
+    assert metrics == {
+        "cpu_percent",
+        "memory_used_bytes",
+        "memory_total_bytes",
+        "disk_read_bytes",
+        "disk_write_bytes",
+        "net_rx_bytes",
+        "net_tx_bytes",
+    }
     vm_metrics = {k[2] for k in receiver.received.samples if k[1] == vm}
-    assert vm_metrics == {"cpu_percent", "memory_bytes", "vcpus", "disk_read_bytes", "disk_write_bytes",
-                          "net_rx_bytes", "net_tx_bytes"}
+    assert vm_metrics == {
+        "cpu_percent",
+        "memory_bytes",
+        "vcpus",
+        "disk_read_bytes",
+        "disk_write_bytes",
+        "net_rx_bytes",
+        "net_tx_bytes",
+    }
     assert not receiver.received.rejected
     owner.stop_vm(vm, True)
 
@@ -80,7 +102,7 @@ def test_queue_while_manager_down_then_replay_in_order(
     receiver.start()  # same port
     _wait_for(lambda: ra.agent.outbox.pending()["events"] == 0)
     order = [e["id"] for e in _server_events(receiver, sid)]
-    assert order[-len(queued):] == queued  # replayed in the order they happened
+    assert order[-len(queued) :] == queued  # replayed in the order they happened
     assert _vm_lifecycle(receiver, sid, vm) == ["vm.started", "vm.stopped"] * 3
     assert receiver.received.duplicates == 0 and not receiver.received.rejected
 
@@ -131,7 +153,9 @@ def test_state_change_while_agent_down_is_reported(
     test_driver.lookupByUUIDString(vm).destroy()  # the guest dies while no agent watches
     ra2 = start_agent(state_dir=ra.state_dir)
     _wait_for(lambda: _vm_lifecycle(receiver, sid, vm) == ["vm.started", "vm.stopped"])
-    last = [e for e in _server_events(receiver, sid) if e["object_id"] == vm and e["type"] == "vm.stopped"][-1]
+    last = [e for e in _server_events(receiver, sid) if e["object_id"] == vm and e["type"] == "vm.stopped"][
+        -1
+    ]
     assert "while the agent was not running" in last["message"] and last["severity"] == "warning"
     assert ra2.proxy(identity=manager).get_vm_info(vm)["state"] == "shutoff"
 

@@ -83,24 +83,26 @@ def test_huge_body_is_refused_without_reading_it(start_agent: AgentFactory) -> N
     ctx = ra.tls_context()
     sent = 0
     status_line = b""
-    with socket.create_connection(("127.0.0.1", ra.agent.port), timeout=30) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
-            head = (
-                "POST / HTTP/1.1\r\nHost: agent\r\nContent-Type: text/xml\r\n"
-                f"Authorization: {AUTH['Authorization']}\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n"
-            )
-            conn.sendall(head.encode())
-            chunk = b"<" * 65536
-            try:
-                while sent < 100 * 1024 * 1024:
-                    conn.sendall(chunk)
-                    sent += len(chunk)
-            except (ssl.SSLError, OSError):
-                pass
-            try:
-                status_line = conn.recv(200)
-            except (ssl.SSLError, OSError):
-                pass
+    with (
+        socket.create_connection(("127.0.0.1", ra.agent.port), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+    ):
+        head = (
+            "POST / HTTP/1.1\r\nHost: agent\r\nContent-Type: text/xml\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n"
+        )
+        conn.sendall(head.encode())
+        chunk = b"<" * 65536
+        try:
+            while sent < 100 * 1024 * 1024:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        except (ssl.SSLError, OSError):
+            pass
+        try:
+            status_line = conn.recv(200)
+        except (ssl.SSLError, OSError):
+            pass
     assert sent < 100 * 1024 * 1024, "the agent read the whole 100 MB body"
     assert status_line == b"" or status_line.startswith(b"HTTP/1.1 413")
     _still_serving(ra)
@@ -167,11 +169,17 @@ def test_ownership_switches_to_client_certificates(
     password_proxy = ra.proxy()
     password_proxy.discover_server()  # keep-alive connection opened before ownership
     result = password_proxy.take_ownership(
-        manager.uuid, manager.ca_pem, "https://127.0.0.1:7002/api/v1/events/ingest",
-        "https://127.0.0.1:7002/api/v1/statistics/ingest", manager.client_cert_for(ra.agent),
+        manager.uuid,
+        manager.ca_pem,
+        "https://127.0.0.1:7002/api/v1/events/ingest",
+        "https://127.0.0.1:7002/api/v1/statistics/ingest",
+        manager.client_cert_for(ra.agent),
     )
     assert result == {
-        "server_uuid": ra.agent.server_uuid, "manager_uuid": manager.uuid, "owned": True, "push_certificate": True
+        "server_uuid": ra.agent.server_uuid,
+        "manager_uuid": manager.uuid,
+        "owned": True,
+        "push_certificate": True,
     }
     # The open password connection is refused on its next request; new ones cannot even get in.
     with pytest.raises(xmlrpc.client.ProtocolError) as info:
@@ -189,9 +197,9 @@ def test_ownership_switches_to_client_certificates(
     # The owner gets in, and a second manager cannot take over.
     owner = ra.proxy(identity=manager)
     assert owner.discover_server()["manager_uuid"] == manager.uuid
-    fault = pytest.raises(
-        xmlrpc.client.Fault, owner.take_ownership, str(uuid.uuid4()), manager.ca_pem, "https://a/e", "https://a/s"
-    ).value
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        owner.take_ownership(str(uuid.uuid4()), manager.ca_pem, "https://a/e", "https://a/s")
+    fault = info.value
     assert fault.faultCode == rpcproto.FORBIDDEN
     # Ownership survives an agent restart.
     ra.agent.stop()
@@ -200,21 +208,24 @@ def test_ownership_switches_to_client_certificates(
     assert _handshake_refused(ra2, ra2.tls_context())
     # Release: back to passwords.
     assert ra2.proxy(identity=manager).release_ownership(manager.uuid) == {
-        "server_uuid": ra2.agent.server_uuid, "owned": False
+        "server_uuid": ra2.agent.server_uuid,
+        "owned": False,
     }
     time.sleep(0.1)
     assert ra2.proxy().discover_server()["owned"] is False
 
 
-def test_client_certificate_for_another_key_is_refused(start_agent: AgentFactory, manager: ManagerIdentity) -> None:
+def test_client_certificate_for_another_key_is_refused(
+    start_agent: AgentFactory, manager: ManagerIdentity
+) -> None:
     ra = start_agent()
     from appliance import pki
 
     wrong_key = pki.issue_leaf(manager.ca, pki.new_key().public_key(), ra.agent.server_uuid, server=False)
-    fault = pytest.raises(
-        xmlrpc.client.Fault,
-        ra.proxy().take_ownership,
-        manager.uuid, manager.ca_pem, "https://m/e", "https://m/s", pki.cert_pem(wrong_key).decode(),
-    ).value
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        ra.proxy().take_ownership(
+            manager.uuid, manager.ca_pem, "https://m/e", "https://m/s", pki.cert_pem(wrong_key).decode()
+        )
+    fault = info.value
     assert fault.faultCode == rpcproto.CONFIG_ERROR and "another key" in fault.faultString
     assert ra.proxy().discover_server()["owned"] is False  # nothing changed

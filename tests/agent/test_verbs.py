@@ -43,7 +43,10 @@ def test_discover_verbs(start_agent: AgentFactory) -> None:
     hw = rpc.discover_hardware()
     assert hw["cpus"] > 0 and hw["memory_bytes"] > 0 and set(hw["dmi"]) >= {"sys_vendor", "product_uuid"}
     net = rpc.discover_network()
-    assert any(i["name"] == "lo" and any(a["address"] == "127.0.0.1" for a in i["addresses"]) for i in net["interfaces"])
+    assert any(
+        i["name"] == "lo" and any(a["address"] == "127.0.0.1" for a in i["addresses"])
+        for i in net["interfaces"]
+    )
     storage = rpc.discover_storage()
     assert isinstance(storage["block_devices"], list)
     assert any(fs["mountpoint"] == "/" for fs in storage["filesystems"])
@@ -104,18 +107,32 @@ def test_faults_for_wrong_input(start_agent: AgentFactory) -> None:
         (rpc.stop_vm, (unknown, "yes"), rpcproto.INVALID_PARAMS, "force must be a boolean"),
         (rpc.set_statistics_interval, (0,), rpcproto.INVALID_PARAMS, "from 1 to 3600"),
         (rpc.set_statistics_interval, (True,), rpcproto.INVALID_PARAMS, "must be an integer"),
-        (rpc.create_vm, ({"name": "x", "boot": {"kernel": "/k"}},), rpcproto.INVALID_PARAMS, "memory_mib is required"),
+        (
+            rpc.create_vm,
+            ({"name": "x", "boot": {"kernel": "/k"}},),
+            rpcproto.INVALID_PARAMS,
+            "memory_mib is required",
+        ),
         (rpc.create_vm, ({"name": "x", "memory_mib": 64},), rpcproto.INVALID_PARAMS, "no disk to boot from"),
         (rpc.create_vm, (vm_spec("x", vcpus="2"),), rpcproto.INVALID_PARAMS, "vcpus must be an integer"),
         (rpc.create_vm, (vm_spec("bad name!"),), rpcproto.INVALID_PARAMS, "name 'bad name!' is not valid"),
         (rpc.create_vm, (vm_spec("x", colour="red"),), rpcproto.INVALID_PARAMS, "unknown field(s): colour"),
         (rpc.create_vm, (vm_spec("x", virt_type="pv"),), rpcproto.INVALID_PARAMS, "needs a Xen hypervisor"),
-        (rpc.create_vm, (vm_spec("x", nics=[{"mac": "01:00:00:00:00:01", "network": "default"}]),),
-         rpcproto.INVALID_PARAMS, "not a unicast MAC"),
+        (
+            rpc.create_vm,
+            (vm_spec("x", nics=[{"mac": "01:00:00:00:00:01", "network": "default"}]),),
+            rpcproto.INVALID_PARAMS,
+            "not a unicast MAC",
+        ),
         (rpc.create_vm, ([1, 2],), rpcproto.INVALID_PARAMS, "spec must be a struct"),
         (rpc.no_such_verb, (), rpcproto.METHOD_NOT_FOUND, "unknown method"),
         (rpc.release_ownership, (unknown,), rpcproto.INVALID_STATE, "not owned"),
-        (rpc.take_ownership, (unknown, "junk", "https://m/e", "https://m/s"), rpcproto.CONFIG_ERROR, "not a PEM"),
+        (
+            rpc.take_ownership,
+            (unknown, "junk", "https://m/e", "https://m/s"),
+            rpcproto.CONFIG_ERROR,
+            "not a PEM",
+        ),
     ]
     for call, args, code, text in cases:
         fault = _fault(call, *args)
