@@ -76,9 +76,20 @@ class RunningManager:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "manager", "serve", "--state-dir", str(self.state_dir),
-             "--listen", f"127.0.0.1:{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "appliance",
+                "manager",
+                "serve",
+                "--state-dir",
+                str(self.state_dir),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -107,9 +118,21 @@ def init_manager(state_dir: Path, db_url: str) -> None:
     pw = state_dir.parent / f"{state_dir.name}-admin-password"
     pw.write_text(ADMIN_PASSWORD + "\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance", "manager", "init", "--state-dir", str(state_dir), "--db-url", db_url,
-         "--admin-password-file", str(pw)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "manager",
+            "init",
+            "--state-dir",
+            str(state_dir),
+            "--db-url",
+            db_url,
+            "--admin-password-file",
+            str(pw),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
 

@@ -85,7 +85,9 @@ def series(
         )
         .order_by(r.ts)
     )
-    return [{"time": float(x.ts), "value": x.avg, "min": x.min, "max": x.max, "samples": x.samples} for x in rows]
+    return [
+        {"time": float(x.ts), "value": x.avg, "min": x.min, "max": x.max, "samples": x.samples} for x in rows
+    ]
 
 
 _ROLLUP_FROM_RAW = text(

@@ -8,11 +8,18 @@ from tests.manager.helpers import create, error_of, finished_job, unique
 
 
 def test_vm_lifecycle_through_jobs(admin: httpx.Client) -> None:
-    repo = create(admin, "repositories", {"name": unique("repo"), "kind": "nfs", "uri": "nfs://filer/export/repo"})
+    repo = create(
+        admin, "repositories", {"name": unique("repo"), "kind": "nfs", "uri": "nfs://filer/export/repo"}
+    )
     name = unique("vm")
     body = {
-        "name": name, "vcpus": 2, "memory_mib": 1024, "domain_type": "pv", "repository_id": repo,
-        "disks": [{"name": "root", "size_mib": 2048, "repository_id": repo}], "nics": [{"network": "xenbr0"}],
+        "name": name,
+        "vcpus": 2,
+        "memory_mib": 1024,
+        "domain_type": "pv",
+        "repository_id": repo,
+        "disks": [{"name": "root", "size_mib": 2048, "repository_id": repo}],
+        "nics": [{"network": "xenbr0"}],
     }
     created = admin.post("/vms", json=body)
     job = finished_job(admin, created)
@@ -31,7 +38,9 @@ def test_vm_lifecycle_through_jobs(admin: httpx.Client) -> None:
     assert finished_job(admin, admin.delete(f"/vms/{vm_id}"))["state"] == "succeeded"
     assert admin.get(f"/vms/{vm_id}").status_code == 404
 
-    types = {e["type"] for e in admin.get("/events", params={"object_id": vm_id, "limit": 100}).json()["items"]}
+    types = {
+        e["type"] for e in admin.get("/events", params={"object_id": vm_id, "limit": 100}).json()["items"]
+    }
     assert {"vm.created", "vm.updated", "vm.deleted", "job.started", "job.succeeded"} <= types
 
 
@@ -51,7 +60,9 @@ def test_pool_with_servers_cannot_be_deleted(admin: httpx.Client) -> None:
     assert admin.get(f"/servers/{server}").json()["state"] == "unowned"
     refused = admin.delete(f"/server-pools/{pool}")
     assert refused.status_code == 409 and "server" in error_of(refused)["message"]
-    assert finished_job(admin, admin.patch(f"/servers/{server}", json={"pool_id": None}))["state"] == "succeeded"
+    assert (
+        finished_job(admin, admin.patch(f"/servers/{server}", json={"pool_id": None}))["state"] == "succeeded"
+    )
     assert finished_job(admin, admin.delete(f"/server-pools/{pool}"))["state"] == "succeeded"
 
 

@@ -16,8 +16,19 @@ from tests.manager.helpers import create, error_of, finished_job, unique
 def test_everything_but_health_needs_auth(manager: RunningManager) -> None:
     with manager.client(user="") as anon:
         assert anon.get("/health").json() == {"status": "ok"}
-        for path in ("/", "/vms", "/servers", "/jobs", "/events", "/statistics", "/backups", "/users", "/openapi.json",
-                     "/ca", "/events/stream"):
+        for path in (
+            "/",
+            "/vms",
+            "/servers",
+            "/jobs",
+            "/events",
+            "/statistics",
+            "/backups",
+            "/users",
+            "/openapi.json",
+            "/ca",
+            "/events/stream",
+        ):
             r = anon.get(path)
             assert r.status_code == 401, path
             assert error_of(r)["code"] == "unauthorized"
@@ -45,7 +56,9 @@ def test_readonly_user_reads_but_cannot_act(manager: RunningManager, admin: http
         assert viewer.post("/backups").status_code == 403
 
 
-def test_user_password_never_returned_and_hash_is_argon2(admin: httpx.Client, manager: RunningManager) -> None:
+def test_user_password_never_returned_and_hash_is_argon2(
+    admin: httpx.Client, manager: RunningManager
+) -> None:
     name = unique("op")
     user_id = create(admin, "users", {"name": name, "password": "op-password-1", "role": "admin"})
     user = admin.get(f"/users/{user_id}").json()
@@ -55,8 +68,9 @@ def test_user_password_never_returned_and_hash_is_argon2(admin: httpx.Client, ma
     from appliance.manager.dburl import parse_db_url
 
     url = parse_db_url(manager.db_url)
-    conn = mysql.connector.connect(user=url.user, password=url.password, host=url.host, port=url.port,
-                                   database=url.database)
+    conn = mysql.connector.connect(
+        user=url.user, password=url.password, host=url.host, port=url.port, database=url.database
+    )
     cur = conn.cursor()
     cur.execute("SELECT password_hash FROM users WHERE name = %s", (name,))
     (stored,) = cur.fetchone()  # type: ignore[misc]
@@ -99,13 +113,26 @@ def _agent_client(manager: RunningManager, tmp_path: Path, ca: pki.KeyPair, serv
     return httpx.Client(base_url=manager.base, verify=ctx, timeout=30)
 
 
-def test_agent_identity_comes_from_its_certificate(manager: RunningManager, tmp_path: Path, admin: httpx.Client) -> None:
+def test_agent_identity_comes_from_its_certificate(
+    manager: RunningManager, tmp_path: Path, admin: httpx.Client
+) -> None:
     ca = pki.load_pair(manager.ca, manager.state_dir / "tls" / "ca.key")
     server_id = "5f0c1d2e-0000-4000-8000-00000000abcd"
     event_id = unique("ev")
     with _agent_client(manager, tmp_path, ca, server_id) as agent:
-        body = {"events": [{"id": event_id, "time": 1_764_000_000.5, "severity": "warning", "type": "vm.started",
-                            "object_type": "vm", "object_id": "0a0b", "message": "started by HA"}]}
+        body = {
+            "events": [
+                {
+                    "id": event_id,
+                    "time": 1_764_000_000.5,
+                    "severity": "warning",
+                    "type": "vm.started",
+                    "object_type": "vm",
+                    "object_id": "0a0b",
+                    "message": "started by HA",
+                }
+            ]
+        }
         first = agent.post("/events/ingest", json=body)
         assert first.status_code == 202 and first.json() == {"accepted": 1, "duplicates": 0}
         again = agent.post("/events/ingest", json=body)
@@ -130,7 +157,19 @@ def test_ca_endpoint_matches_cli(manager: RunningManager, admin: httpx.Client) -
     import sys
 
     body = admin.get("/ca").json()
-    cli = subprocess.run([sys.executable, "-m", "appliance", "manager", "ca-fingerprint", "--state-dir",
-                          str(manager.state_dir)], capture_output=True, text=True, check=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "manager",
+            "ca-fingerprint",
+            "--state-dir",
+            str(manager.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert body["fingerprint_sha256"] == cli.stdout.strip() == pki.fingerprint(pki.load_cert(manager.ca))
     assert body["certificate_pem"].startswith("-----BEGIN CERTIFICATE-----")

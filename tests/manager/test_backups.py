@@ -18,8 +18,11 @@ from tests.manager.helpers import create, finished_job
 
 
 def _cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appliance", "manager", "backup", "--state-dir", str(state_dir), *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "manager", "backup", "--state-dir", str(state_dir), *args],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_backup_job_and_listing(admin: httpx.Client, manager: RunningManager) -> None:
@@ -121,7 +124,10 @@ def test_prune_keeps_newest_automatic(tmp_path: Path) -> None:
     dropped = backups.prune(tmp_path, keep=2)
     assert sorted(dropped) == [f"2026010{i}T000000Z-auto-00000{i}" for i in range(3)]
     assert [b.id for b in backups.list_backups(tmp_path)] == [
-        "20260104T000000Z-auto-000004", "20260103T000000Z-auto-000003", "20250101T000000Z-manual-aaaaaa"]
+        "20260104T000000Z-auto-000004",
+        "20260103T000000Z-auto-000003",
+        "20250101T000000Z-manual-aaaaaa",
+    ]
 
 
 def test_unfinished_backup_directory_is_ignored(tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ from appliance.manager.dburl import parse_db_url
 
 def test_tcp_url() -> None:
     url = parse_db_url("mysql://ovm:s%40cret@db.example:3307/ovs")
-    assert (url.user, url.password, url.host, url.port, url.database) == ("ovm", "s@cret", "db.example", 3307, "ovs")
+    assert (url.user, url.password, url.host, url.port, url.database) == (
+        "ovm",
+        "s@cret",
+        "db.example",
+        3307,
+        "ovs",
+    )
     assert url.unix_socket is None
     assert url.sqlalchemy_url().drivername == "mysql+mysqlconnector"
     assert "s@cret" not in url.redacted()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -15,8 +16,9 @@ from tests.manager.helpers import create, error_of, finished_job, unique
 
 def _sql(db_url: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     url = parse_db_url(db_url)
-    conn = mysql.connector.connect(user=url.user, password=url.password, host=url.host, port=url.port,
-                                   database=url.database)
+    conn = mysql.connector.connect(
+        user=url.user, password=url.password, host=url.host, port=url.port, database=url.database
+    )
     try:
         cur = conn.cursor()
         cur.execute(statement, params)
@@ -32,14 +34,20 @@ def test_running_job_is_failed_with_reason_after_restart(fresh_manager: RunningM
         vm = create(c, "vms", {"name": "survivor"})
     fresh_manager.stop()
     # A job the previous process was running when it died, and one still queued.
-    _sql(fresh_manager.db_url,
-         "INSERT INTO jobs (kind, summary, object_type, object_id, state, progress, request, abort_requested,"
-         " created_by, created_at, started_at) VALUES ('object.update', 'interrupted', 'vm', %s, 'running', 40,"
-         " '{\"values\": {\"vcpus\": 3}}', 0, 'admin', NOW(6), NOW(6))", (vm,))
-    _sql(fresh_manager.db_url,
-         "INSERT INTO jobs (kind, summary, object_type, object_id, state, progress, request, abort_requested,"
-         " created_by, created_at) VALUES ('object.update', 'queued before stop', 'vm', %s, 'queued', 0,"
-         " '{\"values\": {\"vcpus\": 5}}', 0, 'admin', NOW(6))", (vm,))
+    _sql(
+        fresh_manager.db_url,
+        "INSERT INTO jobs (kind, summary, object_type, object_id, state, progress, request, abort_requested,"
+        " created_by, created_at, started_at) VALUES ('object.update', 'interrupted', 'vm', %s, 'running', 40,"
+        " '{\"values\": {\"vcpus\": 3}}', 0, 'admin', NOW(6), NOW(6))",
+        (vm,),
+    )
+    _sql(
+        fresh_manager.db_url,
+        "INSERT INTO jobs (kind, summary, object_type, object_id, state, progress, request, abort_requested,"
+        " created_by, created_at) VALUES ('object.update', 'queued before stop', 'vm', %s, 'queued', 0,"
+        " '{\"values\": {\"vcpus\": 5}}', 0, 'admin', NOW(6))",
+        (vm,),
+    )
     fresh_manager.start()
     with fresh_manager.client() as c:
         failed = c.get("/jobs", params={"state": "failed"}).json()["items"]
@@ -58,7 +66,7 @@ def test_jobs_on_one_object_run_in_order(admin: httpx.Client) -> None:
     states = [finished_job(admin, r)["state"] for r in responses]
     assert states == ["succeeded"] * 9
     jobs = [admin.get(f"/jobs/{r.json()['id']}").json() for r in responses]
-    for earlier, later in zip(jobs, jobs[1:], strict=False):
+    for earlier, later in itertools.pairwise(jobs):
         assert earlier["finished_at"] <= later["started_at"]
 
 

@@ -48,7 +48,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.ingest_limit if scope["path"] in INGEST_PATHS else self.limit
-        too_large = error(413, "payload_too_large", f"the request body is over {limit} bytes", {"Connection": "close"})
+        too_large = error(
+            413, "payload_too_large", f"the request body is over {limit} bytes", {"Connection": "close"}
+        )
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await too_large(scope, receive, send)
