@@ -29,7 +29,7 @@ def initial_inputs(ctx: BuildContext) -> dict[str, object]:
 
 
 def build(config: BuildConfig, out: TextIO = sys.stdout) -> Path:
-    spec = load_role(config.role)
+    spec = load_role(config.role, config.roles_dir)
     config.cache_dir.mkdir(parents=True, exist_ok=True)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     work_root = config.cache_dir / "work"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from appliance import __version__
 from appliance.errors import UsageError
-from appliance.images.spec import RoleSpec
+from appliance.images.spec import ROLES_DIR, RoleSpec
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
@@ -63,6 +63,7 @@ class BuildConfig:
     compression: Compression = DEV_COMPRESSION
     refresh_base: bool = False  # re-bootstrap even when a cached base exists (debs stay cached)
     source_dir: Path = field(default_factory=source_tree)
+    roles_dir: Path = ROLES_DIR
 
     @property
     def iso_name(self) -> str:

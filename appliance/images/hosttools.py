@@ -32,16 +32,20 @@ FILE_PACKAGES: dict[str, str] = {
 BUILD_TOOLS = ("mmdebstrap", "mksquashfs", "grub-mkimage", "mkfs.fat", "mcopy", "mmd", "tar", "chroot")
 
 
-def missing_tools(tools: Iterable[str], files: Iterable[str] = ()) -> list[str]:
+def missing_tools(
+    tools: Iterable[str], files: Iterable[str] = (), tool_packages: dict[str, str] = TOOL_PACKAGES
+) -> list[str]:
     """Debian packages that provide the tools/files not found on this host (sorted, unique)."""
-    packages = {TOOL_PACKAGES.get(t, t) for t in tools if shutil.which(t) is None}
+    packages = {tool_packages.get(t, t) for t in tools if shutil.which(t) is None}
     packages |= {FILE_PACKAGES[f] for f in files if not Path(f).exists()}
     return sorted(packages)
 
 
-def require(tools: Iterable[str], files: Iterable[str] = ()) -> None:
+def require(
+    tools: Iterable[str], files: Iterable[str] = (), tool_packages: dict[str, str] = TOOL_PACKAGES
+) -> None:
     """Raise a ConfigError naming the Debian packages to install when a host tool is missing."""
-    packages = missing_tools(tools, files)
+    packages = missing_tools(tools, files, tool_packages)
     if packages:
         raise ConfigError(
             f"host tools for the image build are missing (Debian packages: {', '.join(packages)})",

@@ -1,0 +1,99 @@
+"""Role specs are data: loading, include merging, rendering, and what each role must (not) contain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.errors import UsageError
+from appliance.images.spec import available_roles, load_role, render_files
+
+VARS = {"version": "9.9", "volume_id": "VOL", "appliance_bin": "/usr/local/bin/appliance", "marker": "M"}
+
+
+def test_buildable_roles_exist() -> None:
+    assert {"manager", "server", "test"} <= set(available_roles())
+
+
+@pytest.mark.parametrize("role", ["manager", "server", "test"])
+def test_every_role_renders_without_undefined_variables(role: str) -> None:
+    spec = load_role(role)
+    files = render_files(spec, VARS)
+    assert files, role
+    for path, (mode, text) in files.items():
+        assert path.startswith("/") and text.strip() and mode & 0o777
+
+
+def test_manager_and_server_include_the_live_installer_base() -> None:
+    for role in ("manager", "server"):
+        spec = load_role(role)
+        assert "live-boot" in spec.packages and "linux-image-amd64" in spec.packages
+        assert spec.install_appliance
+        assert "appliance-installer@tty1.service" in spec.enable_services
+        assert "appliance-installer@ttyS0.service" in spec.enable_services
+        assert spec.packages.count("live-boot") == 1  # lists merged without duplicates
+
+
+def test_role_services() -> None:
+    manager, server = load_role("manager"), load_role("server")
+    assert "mariadb-server" in manager.packages and "xen-system-amd64" not in manager.packages
+    assert {"mariadb.service", "appliance-manager.service"} <= set(manager.enable_services)
+    assert {"xen-system-amd64", "libvirt-daemon-driver-xen"} <= set(server.packages)
+    assert {"libvirtd.service", "appliance-agent.service"} <= set(server.enable_services)
+    units = render_files(manager, VARS)
+    assert "ExecStart=/usr/local/bin/appliance manager serve" in units["/etc/systemd/system/appliance-manager.service"][1]
+    units = render_files(server, VARS)
+    assert "ExecStart=/usr/local/bin/appliance agent serve" in units["/etc/systemd/system/appliance-agent.service"][1]
+    assert "dom0_mem=" in units["/etc/default/grub.d/appliance-xen.cfg"][1]
+
+
+def test_no_host_identity_or_secrets_shipped() -> None:
+    for role in ("manager", "server", "test"):
+        spec = load_role(role)
+        assert "etc/ssh/ssh_host_*" in spec.remove_paths
+        assert "etc/resolv.conf" in spec.remove_paths and "etc/hostname" in spec.remove_paths
+        for _path, (_mode, text) in render_files(spec, VARS).items():
+            assert "password" not in text.lower()
+    assert "var/lib/mysql" in load_role("manager").remove_paths
+
+
+def test_installer_units_run_only_on_the_live_system() -> None:
+    files = render_files(load_role("server"), VARS)
+    installer = files["/etc/systemd/system/appliance-installer@.service"][1]
+    assert "ConditionKernelCommandLine=boot=live" in installer
+    assert "ExecStart=/usr/local/bin/appliance install" in installer
+    for path in ("/etc/systemd/system/serial-getty@ttyS0.service.d/appliance-live.conf",
+                 "/etc/systemd/system/libvirtd.service.d/appliance-live.conf"):  # fmt: skip
+        assert "ConditionKernelCommandLine=!boot=live" in files[path][1]
+
+
+def test_include_merge_and_override(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('packages = ["x", "y"]\nmenu_title = "A"\n')
+    (tmp_path / "b.toml").write_text('include = ["a"]\npackages = ["y", "z"]\nmenu_title = "B"\n')
+    spec = load_role("b", tmp_path)
+    assert spec.packages == ("x", "y", "z")
+    assert spec.menu_title == "B"
+
+
+def test_bad_specs_are_rejected_with_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown image role 'nope'") as err:
+        load_role("nope", tmp_path)
+    (tmp_path / "bad.toml").write_text("packagez = []\n")
+    with pytest.raises(UsageError, match="unknown keys"):
+        load_role("bad", tmp_path)
+    (tmp_path / "loop.toml").write_text('include = ["loop"]\n')
+    with pytest.raises(UsageError, match="include loop"):
+        load_role("loop", tmp_path)
+    (tmp_path / "broken.toml").write_text("packages = [\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_role("broken", tmp_path)
+    assert err.value.hint is not None
+
+
+def test_digest_changes_with_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('packages = ["x"]\n')
+    first = load_role("a", tmp_path).digest()
+    assert load_role("a", tmp_path).digest() == first
+    (tmp_path / "a.toml").write_text('packages = ["x", "y"]\n')
+    assert load_role("a", tmp_path).digest() != first
