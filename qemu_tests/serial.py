@@ -20,9 +20,18 @@ class SerialResult:
 
 
 def wait_for_marker(
-    cmd: list[str], marker: str, timeout: float, transcript_file: Path | None = None
+    cmd: list[str],
+    marker: str,
+    timeout: float,
+    transcript_file: Path | None = None,
+    *,
+    whole_line: bool = True,
 ) -> SerialResult:
-    """Start ``cmd``, read its stdout until a line containing ``marker`` or ``timeout``; then kill it."""
+    """Start ``cmd``, read its stdout until ``marker`` shows up or ``timeout``; then kill it.
+
+    With ``whole_line`` wait for the end of the marker's line (to read what follows it); without,
+    return as soon as the marker is there (for prompts, which end without a newline).
+    """
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
@@ -37,7 +46,7 @@ def wait_for_marker(
                 buf += chunk
                 text = buf.decode(errors="replace")
                 m = re.search(rf"^.*{re.escape(marker)}.*$", text, re.MULTILINE)
-                if m and m.end() < len(text):  # the whole line has arrived
+                if m and (m.end() < len(text) or not whole_line):
                     return SerialResult(True, m.group(0).strip(), time.monotonic() - start, text)
             elif proc.poll() is not None:
                 break
