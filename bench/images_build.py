@@ -1,0 +1,130 @@
+"""Image build benchmarks: cold and warm builds, ISO sizes, live boot to the installer prompt.
+
+    .venv/bin/python bench/images_build.py [--roles manager server] [--no-cold] [--no-boot]
+
+Cold: an empty cache (every .deb downloaded, fresh mmdebstrap). Warm: the same build again with
+the cache filled (what a rebuild after a code change costs). Release: warm, xz squashfs.
+Boot: the dev ISO from a virtual CD under QEMU (BIOS, TCG unless KVM really works) with a blank
+disk, until the installer asks for the disk on the serial console. Never runs two QEMUs at once.
+Writes the "Images" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.images.build import build
+from appliance.images.config import RELEASE_COMPRESSION, BuildConfig
+from bench.benchfile import write_section
+from qemu_tests import accel, bootmodes, serial
+
+EPOCH = 1700000000
+GOALS = {"cold": 360.0, "warm": 90.0, "boot": 45.0}
+SIZE_GOALS_MB = {"manager": 250, "server": 300, "test": 0}
+INSTALLER_PROMPT = "Install onto disk"
+
+
+def timed_build(config: BuildConfig) -> tuple[float, Path, str]:
+    log = io.StringIO()
+    t0 = time.monotonic()
+    iso = build(config, out=log)
+    return time.monotonic() - t0, iso, log.getvalue()
+
+
+def boot_to_prompt(iso: Path, work: Path, marker: str, timeout: float = 400.0) -> float | None:
+    disk = work / "blank.img"
+    with open(disk, "wb") as fp:
+        fp.truncate(8 << 30)
+    cmd = bootmodes.boot_command(iso, bootmodes.BootMode("bios", "cd"), accel.accel_args(), memory_mb=2048)
+    cmd += ["-drive", f"if=virtio,format=raw,snapshot=on,file={disk}"]
+    result = serial.wait_for_marker(cmd, marker, timeout, work / f"{iso.stem}.serial.log", whole_line=False)
+    disk.unlink()
+    return result.seconds if result.found else None
+
+
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--roles", nargs="+", default=["manager", "server"])
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold builds (reuse --cache)")
+    parser.add_argument("--no-boot", action="store_true", help="skip the boot measurements")
+    parser.add_argument("--cache", type=Path, default=None, help="cache for warm builds (default: fresh)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the ISOs in this directory")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-images-"))
+    rows: list[str] = []
+    notes: list[str] = []
+    try:
+        for role in args.roles:
+            cache = args.cache or work / f"cache-{role}"
+            out = args.keep or work / "out"
+            config = BuildConfig(role=role, output_dir=out, cache_dir=cache, source_date_epoch=EPOCH)
+            if not args.no_cold:
+                shutil.rmtree(cache, ignore_errors=True)
+                cold, _, log = timed_build(config)
+                rows.append(f"| {role}: cold build | <= {GOALS['cold']:.0f} s | {cold:.0f} s | "
+                            f"{verdict(cold <= GOALS['cold'])} |")  # fmt: skip
+                boot_line = next((ln for ln in log.splitlines() if "bootstrap: done" in ln), "")
+                notes.append(f"{role} cold: {boot_line.split(': ', 1)[-1]}")
+            warm, iso, log = timed_build(config)
+            rows.append(f"| {role}: warm rebuild | <= {GOALS['warm']:.0f} s | {warm:.0f} s | "
+                        f"{verdict(warm <= GOALS['warm'])} |")  # fmt: skip
+            steps = ", ".join(
+                f"{ln.split(':')[0].split('] ')[1]} {ln.split('done in ')[1].split(' s')[0]} s"
+                for ln in log.splitlines()
+                if "done in" in ln and "] " in ln
+            )
+            notes.append(f"{role} warm steps: {steps}")
+            dev_mb = iso.stat().st_size / 1e6
+            goal = SIZE_GOALS_MB.get(role, 0)
+            release_t, release_iso, _ = timed_build(
+                replace(config, release=True, compression=RELEASE_COMPRESSION, output_dir=out / "release")
+            )
+            rel_mb = release_iso.stat().st_size / 1e6
+            rows.append(f"| {role}: ISO size, dev (zstd-3) | <= {goal} MB | {dev_mb:.0f} MB | "
+                        f"{verdict(dev_mb <= goal)} |")  # fmt: skip
+            rows.append(f"| {role}: ISO size, `--release` (xz; warm build {release_t:.0f} s) | <= {goal} MB | "
+                        f"{rel_mb:.0f} MB | {verdict(rel_mb <= goal)} |")  # fmt: skip
+            if not args.no_boot:
+                secs = boot_to_prompt(iso, work, INSTALLER_PROMPT)
+                shown = f"{secs:.0f} s" if secs is not None else "no prompt within 400 s"
+                ok = secs is not None and secs <= GOALS["boot"]
+                rows.append(f"| {role}: live boot (BIOS, CD) to the installer prompt | <= 45 s | {shown} | "
+                            f"{verdict(ok)} |")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load = os.getloadavg()
+    body = "\n".join(
+        [
+            f"Measured {datetime.date.today()} by `bench/images_build.py --roles {' '.join(args.roles)}` on "
+            f"{os.cpu_count()} cores; QEMU `{' '.join(accel.accel_args())}`; load average at the end "
+            f"{load[0]:.1f} (other engineers' jobs share the machine). SOURCE_DATE_EPOCH={EPOCH}.",
+            "",
+            "| figure | goal | measured | |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            *[f"- {n}" for n in notes],
+        ]
+    )
+    write_section("Images", body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
