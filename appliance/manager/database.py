@@ -10,15 +10,24 @@ from appliance.errors import DatabaseError
 from appliance.manager.dburl import DatabaseURL
 
 
-def make_engine(url: DatabaseURL, *, pool_size: int = 16) -> Engine:
+def make_engine(url: DatabaseURL, *, pool_size: int = 16, autocommit: bool = False) -> Engine:
+    """An engine for writes (transactions), or with ``autocommit`` one for reads.
+
+    The read engine runs each statement in its own transaction, so a pooled connection never holds
+    an old snapshot and needs no rollback round trip when it goes back to the pool. mysql-connector
+    checks the connection itself when a cursor is made, so the pool does not ping as well.
+    """
+    extra: dict[str, object] = (
+        {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    )
     return create_engine(
         url.sqlalchemy_url(),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=3600,
+        **extra,  # type: ignore[arg-type]
         # mysql-connector defaults to MySQL 8's utf8mb4_0900_ai_ci, which MariaDB does not know.
-        connect_args={"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci", "use_pure": True},
+        connect_args={"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci", "use_pure": False},
     )
 
 

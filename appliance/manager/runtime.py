@@ -16,7 +16,8 @@ from appliance.manager.jobs import JobRunner
 class ManagerRuntime:
     config: ManagerConfig
     paths: StatePaths
-    engine: Engine
+    engine: Engine  # transactions (every write)
+    reader: Engine  # autocommit reads for GET requests
     runner: JobRunner
     bell: EventBell
     auth: Authenticator

@@ -59,7 +59,8 @@ def build_runtime(paths: StatePaths, cfg: ManagerConfig) -> ManagerRuntime:
         )
     bell = EventBell()
     runner = JobRunner(engine, bell, workers=cfg.job_workers)
-    rt = ManagerRuntime(cfg, paths, engine, runner, bell, Authenticator(engine))
+    reader = make_engine(cfg.database, pool_size=cfg.db_pool_size, autocommit=True)
+    rt = ManagerRuntime(cfg, paths, engine, reader, runner, bell, Authenticator(reader))
     runner.services = rt
     return rt
 
@@ -150,4 +151,5 @@ def serve(state_dir: Path, listen: str | None = None) -> int:
             keeper.stopping.set()
             rt.runner.stop()
             rt.engine.dispose()
+            rt.reader.dispose()
     return 0

@@ -24,7 +24,7 @@ def list_backups(request: Request, _: Principal = Depends(require("readonly"))) 
 
 @router.get("/config", summary="The backup schedule")
 def get_config(request: Request, _: Principal = Depends(require("readonly"))) -> JSON:
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         return JSON(backups.read_config(conn))
 
 
@@ -86,7 +86,7 @@ def delete_backup(
 def run_backup(rt: ManagerRuntime, kind: str) -> backups.BackupInfo:
     info = backups.create(rt.paths.backups, rt.config.database, kind, migrate.current_revision(rt.engine))
     if kind == "auto":
-        with rt.engine.connect() as conn:
+        with rt.reader.connect() as conn:
             keep = backups.read_config(conn)["keep"]
         backups.prune(rt.paths.backups, keep)
     return info

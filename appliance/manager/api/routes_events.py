@@ -36,7 +36,7 @@ def list_events(
     _: Principal = Depends(require("readonly")),
 ) -> JSON:
     filters = {"severity": severity, "object_id": object_id, "acknowledged": acknowledged}
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         items, total = events.page(conn, since=since, limit=limit, filters=filters)
     next_since = items[-1]["id"] if items else since
     return JSON({"items": items, "total": total, "limit": limit, "since": since, "next_since": next_since})
@@ -79,19 +79,19 @@ async def stream_events(
 
 
 def _latest(rt: ManagerRuntime) -> int:
-    with rt.engine.connect() as conn:
+    with rt.reader.connect() as conn:
         return events.latest_id(conn)
 
 
 def _read(rt: ManagerRuntime, cursor: int) -> list[dict]:
-    with rt.engine.connect() as conn:
+    with rt.reader.connect() as conn:
         items, _ = events.page(conn, since=cursor, limit=200, filters={})
     return items
 
 
 @router.get("/{event_id}", summary="Get one event")
 def get_event(request: Request, event_id: EventId, _: Principal = Depends(require("readonly"))) -> JSON:
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         row = conn.execute(select(events_table).where(events_table.c.id == event_id)).mappings().first()
     if row is None:
         raise NotFound(f"no event with id {event_id}", "list events with GET /api/v1/events")

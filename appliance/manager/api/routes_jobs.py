@@ -18,7 +18,7 @@ State = Annotated[str | None, Query(pattern="^(queued|running|succeeded|failed|a
 
 
 def _get(request: Request, job_id: int) -> JSON:
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         row = jobs.get(conn, job_id)
     if row is None:
         raise NotFound(f"no job with id {job_id}", "list jobs with GET /api/v1/jobs")
@@ -38,7 +38,7 @@ def list_jobs(
     t = jobs_table.c
     conds = [c == v for c, v in ((t.state, state), (t.object_id, object_id), (t.kind, kind)) if v is not None]
     where = and_(*conds)
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         rows = conn.execute(
             select(jobs_table).where(where).order_by(t.id.desc()).limit(limit).offset(offset)
         ).mappings()

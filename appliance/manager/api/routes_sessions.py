@@ -62,7 +62,7 @@ def list_sessions(request: Request, principal: Principal = Depends(require("read
     )
     if not principal.allows("admin"):
         query = query.where(sessions.c.user_id == principal.user_id)
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         rows = conn.execute(query).mappings().all()
     items = [
         {

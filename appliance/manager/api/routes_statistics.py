@@ -36,7 +36,7 @@ def get_series(
         res = statistics.choose_resolution(start, now, statistics.Retention())
     else:
         res = 0 if resolution == "raw" else int(resolution)
-    with runtime(request).engine.connect() as conn:
+    with runtime(request).reader.connect() as conn:
         points = statistics.series(
             conn,
             object_type=object_type,

@@ -14,7 +14,7 @@ router = APIRouter(tags=["system"])
 @router.get("/health", summary="Liveness and database reachability (no authentication)")
 def health(request: Request) -> JSON:
     try:
-        with runtime(request).engine.connect() as conn:
+        with runtime(request).reader.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as err:
         return error(503, "database_unavailable", f"the database does not answer: {type(err).__name__}")
