@@ -25,7 +25,7 @@ def make_engine(url: DatabaseURL, *, pool_size: int = 16, autocommit: bool = Fal
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=3600,
-        **extra,  # type: ignore[arg-type]
+        **extra,
         # mysql-connector defaults to MySQL 8's utf8mb4_0900_ai_ci, which MariaDB does not know.
         connect_args={"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci", "use_pure": False},
     )
