@@ -25,7 +25,7 @@ def _init(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from appliance.manager.service import serve
 
-    return serve(args.state_dir, args.listen)
+    return serve(args.state_dir, args.listen, args)
 
 
 def _upgrade(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -18,6 +19,7 @@ from appliance.errors import ConfigError, DatabaseError
 from appliance.manager import backups, jobs, migrate, statistics
 from appliance.manager.api.app import create_app
 from appliance.manager.api.auth import Authenticator
+from appliance.manager.companions import attach_all
 from appliance.manager.config import ManagerConfig, StatePaths, load_config, parse_listen
 from appliance.manager.database import check_connection, make_engine
 from appliance.manager.events import EventBell
@@ -122,13 +124,15 @@ def server_ssl(paths: StatePaths) -> dict[str, object]:
     }
 
 
-def serve(state_dir: Path, listen: str | None = None) -> int:
+def serve(state_dir: Path, listen: str | None = None, options: Any = None) -> int:
+    """Run the manager until SIGINT/SIGTERM; ``options`` (the CLI's arguments) go to the companions."""
     paths = StatePaths(state_dir)
     cfg = load_config(paths)
     host, port = parse_listen(listen or cfg.listen)
     with state_lock(paths):
         rt = build_runtime(paths, cfg)
         app = create_app(rt)
+        stops = attach_all(app, rt, options)
         rt.runner.start()
         keeper = Housekeeper(rt, cfg.housekeeping_seconds)
         keeper.start()
@@ -148,6 +152,8 @@ def serve(state_dir: Path, listen: str | None = None) -> int:
         try:
             server.run()
         finally:
+            for stop in reversed(stops):
+                stop()
             keeper.stopping.set()
             rt.runner.stop()
             rt.engine.dispose()
