@@ -175,3 +175,34 @@ def renewal_due(cert: x509.Certificate, *, fraction: float = 2 / 3, now: dt.date
     """True once ``fraction`` of the certificate's lifetime has passed."""
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     return (now or _now()) >= start + (end - start) * fraction
+
+
+def make_csr(key: PrivateKey, common_name: str) -> x509.CertificateSigningRequest:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+
+
+def csr_pem(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def read_csr(pem: str) -> x509.CertificateSigningRequest:
+    """Parse a CSR and check its self-signature; ValueError says what is wrong."""
+    try:
+        csr = x509.load_pem_x509_csr(pem.encode())
+    except ValueError as err:
+        raise ValueError(f"not a PEM certificate signing request: {err}") from None
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not match its key")
+    if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
+        raise ValueError("the CSR must carry an EC (P-256) key")
+    return csr
+
+
+def common_name(subject: x509.Name) -> str | None:
+    names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    return f"{cert.serial_number:x}"

@@ -29,6 +29,11 @@ class ManagerConfig:
     session_ttl_minutes: int = 480
     db_pool_size: int = 16
     housekeeping_seconds: float = 60.0
+    public_url: str = (
+        ""  # how agents reach this manager, e.g. https://manager.example:7002 (default: the host name)
+    )
+    leaf_lifetime_days: float = 398.0
+    agent_timeout_seconds: float = 30.0
 
     @property
     def database(self) -> DatabaseURL:
@@ -64,6 +69,14 @@ class StatePaths:
     @property
     def server_key(self) -> Path:
         return self.tls_dir / "manager.key"
+
+    @property
+    def client_cert(self) -> Path:
+        return self.tls_dir / "client.crt"
+
+    @property
+    def client_key(self) -> Path:
+        return self.tls_dir / "client.key"
 
     @property
     def backups(self) -> Path:

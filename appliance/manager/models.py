@@ -70,10 +70,15 @@ class ServerPoolUpdate(Patch):
 
 
 class ServerCreate(Strict):
+    """With ``agent_password`` the manager discovers the server and takes ownership (a job); without,
+    it only registers the address (state ``unowned``) for a later discovery."""
+
     address: Address
     name: Name | None = None
     description: Description = ""
     pool_id: ObjectId | None = None
+    agent_password: Annotated[Text, Field(min_length=1, max_length=1024)] | None = None
+    agent_port: Annotated[int, Field(ge=1, le=65535)] = 8899
 
 
 class ServerUpdate(Patch):
@@ -177,3 +182,24 @@ class Sample(Strict):
 
 class Samples(Strict):
     samples: Annotated[list[Sample], Field(max_length=10_000)]
+
+
+class TokenCreate(Strict):
+    ttl_seconds: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] = 24 * 3600
+    uses: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class Enrollment(Strict):
+    token: Annotated[Text, Field(min_length=1, max_length=128)]
+    server_uuid: Annotated[
+        str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    ]
+    hostname: Annotated[Text, Field(min_length=1, max_length=64)]
+    address: Address
+    agent_port: Annotated[int, Field(ge=1, le=65535)] = 8899
+    agent_fingerprint: Annotated[str, Field(pattern=r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")]
+    csr_pem: Annotated[Text, Field(min_length=1, max_length=8192)]
+
+
+class Release(Strict):
+    force: bool = False

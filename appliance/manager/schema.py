@@ -73,6 +73,8 @@ servers = Table(
     Column("state", String(16), nullable=False),
     Column("agent_fingerprint", String(95), nullable=True),
     Column("hardware", JSON, nullable=True),
+    Column("agent_port", Integer, nullable=False, default=8899),
+    Column("last_contact_at", Time, nullable=True),
     Column("created_at", Time, nullable=False),
     Column("updated_at", Time, nullable=False),
     Index("ix_servers_pool", "pool_id"),
@@ -180,4 +182,30 @@ stat_rollups = Table(
     Column("min", Double(), nullable=False),
     Column("max", Double(), nullable=False),
     Index("ix_stat_rollups_ts", "resolution", "ts"),
+)
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("uses_left", Integer, nullable=False),
+    Column("uses_total", Integer, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("expires_at", Time, nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("server_id", String(36), nullable=False),
+    Column("fingerprint", String(95), nullable=False),
+    Column("not_before", Time, nullable=False),
+    Column("not_after", Time, nullable=False),
+    Column("issued_at", Time, nullable=False),
+    Column("revoked_at", Time, nullable=True),
+    Column("revoke_reason", String(255), nullable=True),
+    Index("ix_certificates_server", "server_id"),
 )

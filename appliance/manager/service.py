@@ -9,14 +9,14 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from appliance.errors import ConfigError, DatabaseError
-from appliance.manager import backups, jobs, migrate, statistics
+from appliance.manager import backups, events, jobs, migrate, statistics
 from appliance.manager.api.app import create_app
 from appliance.manager.api.auth import Authenticator
 from appliance.manager.companions import attach_all
@@ -70,14 +70,16 @@ def build_runtime(paths: StatePaths, cfg: ManagerConfig) -> ManagerRuntime:
 class Housekeeper(threading.Thread):
     """Scheduled backups, statistics roll-ups and expired-session clean-up."""
 
-    def __init__(self, rt: ManagerRuntime, period: float = 60.0) -> None:
+    def __init__(
+        self, rt: ManagerRuntime, period: float = 60.0, reload_tls: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(name="housekeeper", daemon=True)
-        self.rt, self.period = rt, period
+        self.rt, self.period, self.reload_tls = rt, period, reload_tls
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.period):
-            for task in (self.backup_if_due, self.downsample):
+            for task in (self.renew_certificates, self.backup_if_due, self.downsample):
                 try:
                     task()
                 except Exception:
@@ -104,6 +106,19 @@ class Housekeeper(threading.Thread):
                     object_id="database",
                 )
         self.rt.runner.notify()
+
+    def renew_certificates(self) -> None:
+        from appliance.manager.setup import host_names
+        from appliance.manager.trust import renew_own_certificates
+
+        renewed = renew_own_certificates(self.rt.paths, self.rt.config.manager_uuid, host_names())
+        if renewed:
+            if self.reload_tls and self.rt.paths.server_cert.name in renewed:
+                self.reload_tls()
+            with self.rt.engine.begin() as conn:
+                events.record(
+                    conn, type="manager.certificate_renewed", message=f"renewed {', '.join(renewed)}"
+                )
 
     def downsample(self) -> None:
         statistics.downsample(self.rt.engine)
@@ -134,8 +149,6 @@ def serve(state_dir: Path, listen: str | None = None, options: Any = None) -> in
         app = create_app(rt)
         stops = attach_all(app, rt, options)
         rt.runner.start()
-        keeper = Housekeeper(rt, cfg.housekeeping_seconds)
-        keeper.start()
         config = uvicorn.Config(
             app,
             host=host,
@@ -148,6 +161,13 @@ def serve(state_dir: Path, listen: str | None = None, options: Any = None) -> in
             **server_ssl(paths),  # type: ignore[arg-type]
         )
         server = uvicorn.Server(config)
+
+        def reload_tls() -> None:  # new handshakes use the renewed certificate
+            if config.ssl is not None:
+                config.ssl.load_cert_chain(paths.server_cert, paths.server_key)
+
+        keeper = Housekeeper(rt, cfg.housekeeping_seconds, reload_tls)
+        keeper.start()
         log.info("manager %s serving https://%s:%d/api/v1", cfg.manager_uuid, host, port)
         try:
             server.run()

@@ -19,6 +19,7 @@ from appliance.manager.dburl import parse_db_url
 from appliance.manager.passwords import check_policy, hash_password
 from appliance.manager.schema import settings, users
 from appliance.manager.timeutil import utcnow
+from appliance.manager.trust import renew_own_certificates
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,7 @@ def make_tls(paths: StatePaths, manager_uuid: str, extra_names: list[str]) -> st
     else:
         ca = pki.create_ca(f"Appliance manager CA {manager_uuid}")
         pki.save_pair(ca, paths.ca_cert, paths.ca_key)
-    key = pki.new_key()
-    cert = pki.issue_leaf(
-        ca, key.public_key(), f"manager {manager_uuid}", names=host_names() + extra_names, client=False
-    )
-    pki.save_pair(pki.KeyPair(key, cert), paths.server_cert, paths.server_key)
+    renew_own_certificates(paths, manager_uuid, host_names() + extra_names, force=True)
     return pki.fingerprint(ca.cert)
 
 

@@ -16,6 +16,8 @@ from tests.manager.helpers import create, error_of, finished_job, unique
 def test_everything_but_health_needs_auth(manager: RunningManager) -> None:
     with manager.client(user="") as anon:
         assert anon.get("/health").json() == {"status": "ok"}
+        # the CA certificate is public: enrolling servers check it against the fingerprint they were given
+        assert anon.get("/ca").json()["fingerprint_sha256"].count(":") == 31
         for path in (
             "/",
             "/vms",
@@ -26,7 +28,6 @@ def test_everything_but_health_needs_auth(manager: RunningManager) -> None:
             "/backups",
             "/users",
             "/openapi.json",
-            "/ca",
             "/events/stream",
         ):
             r = anon.get(path)
@@ -104,9 +105,23 @@ def test_last_admin_cannot_be_removed_or_demoted(admin: httpx.Client) -> None:
     assert r.status_code == 409
 
 
-def _agent_client(manager: RunningManager, tmp_path: Path, ca: pki.KeyPair, server_id: str) -> httpx.Client:
+def _agent_client(
+    manager: RunningManager, tmp_path: Path, ca: pki.KeyPair, server_id: str, *, record: bool = True
+) -> httpx.Client:
+    """A client with an agent certificate: issued (and recorded) by the manager, or only signed by ``ca``."""
     key = pki.new_key()
-    cert = pki.issue_leaf(ca, key.public_key(), server_id, server=False)
+    if record:
+        from appliance.manager.config import StatePaths
+        from appliance.manager.database import make_engine
+        from appliance.manager.dburl import parse_db_url
+        from appliance.manager.trust import CertificateAuthority
+
+        engine = make_engine(parse_db_url(manager.db_url), pool_size=1)
+        with engine.begin() as conn:
+            cert = CertificateAuthority(StatePaths(manager.state_dir)).issue_agent(conn, key.public_key(), server_id)
+        engine.dispose()
+    else:
+        cert = pki.issue_leaf(ca, key.public_key(), server_id, server=False)
     pki.save_pair(pki.KeyPair(key, cert), tmp_path / "agent.crt", tmp_path / "agent.key")
     ctx = ssl.create_default_context(cafile=str(manager.ca))
     ctx.load_cert_chain(tmp_path / "agent.crt", tmp_path / "agent.key")
@@ -144,9 +159,16 @@ def test_agent_identity_comes_from_its_certificate(
     assert len(mine) == 1 and mine[0]["source"] == server_id
 
 
+def test_certificate_signed_but_never_issued_is_refused(manager: RunningManager, tmp_path: Path) -> None:
+    ca = pki.load_pair(manager.ca, manager.state_dir / "tls" / "ca.key")
+    with _agent_client(manager, tmp_path, ca, "6f0c1d2e-0000-4000-8000-00000000abcd", record=False) as agent:
+        r = agent.post("/events/ingest", json={"events": []})
+    assert r.status_code == 401 and "unknown" in error_of(r)["message"]
+
+
 def test_certificate_from_another_ca_is_refused(manager: RunningManager, tmp_path: Path) -> None:
     rogue = pki.create_ca("rogue CA")
-    with pytest.raises(httpx.HTTPError), _agent_client(manager, tmp_path, rogue, "evil") as agent:
+    with pytest.raises(httpx.HTTPError), _agent_client(manager, tmp_path, rogue, "evil", record=False) as agent:
         agent.post("/events/ingest", json={"events": []})
     with manager.client() as c:  # and the manager keeps serving
         assert c.get("/health").status_code == 200

@@ -18,9 +18,11 @@ from appliance.manager.api import (
     routes_backups,
     routes_events,
     routes_jobs,
+    routes_servers,
     routes_sessions,
     routes_statistics,
     routes_system,
+    routes_trust,
 )
 from appliance.manager.api.auth import Principal, require
 from appliance.manager.api.crud import crud_router
@@ -96,10 +98,6 @@ def _prepare_user(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _prepare_server(values: dict[str, Any]) -> dict[str, Any]:
-    return {**values, "name": values.get("name") or values["address"]}
-
-
 def create_app(rt: ManagerRuntime) -> FastAPI:
     app = FastAPI(
         title="Appliance manager WS-API",
@@ -145,10 +143,10 @@ def create_app(rt: ManagerRuntime) -> FastAPI:
 
     routers = [
         routes_system.router,
+        routes_trust.router,
+        routes_servers.router,
         crud_router(resources.SERVER_POOL, models.ServerPoolCreate, models.ServerPoolUpdate),
-        crud_router(
-            resources.SERVER, models.ServerCreate, models.ServerUpdate, prepare_create=_prepare_server
-        ),
+        crud_router(resources.SERVER, models.ServerCreate, models.ServerUpdate, creatable=False),
         crud_router(resources.REPOSITORY, models.RepositoryCreate, models.RepositoryUpdate),
         crud_router(resources.VM, models.VmCreate, models.VmUpdate),
         crud_router(

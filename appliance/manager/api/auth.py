@@ -129,12 +129,22 @@ class Authenticator:
         return principal
 
     def certificate(self, der: bytes) -> Principal:
-        # The TLS layer has already verified the chain against the manager CA.
+        """An agent: the TLS layer verified the chain to our CA; here we check it is one we issued to
+        that server and have not revoked (looked up on every request, so a revocation is immediate)."""
+        from appliance.manager.trust import certificate_status
+
         cert = x509.load_der_x509_certificate(der)
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if not names:
             raise Unauthorized("the client certificate has no common name", "enrol the server again")
         server_id = str(names[0].value)
+        with self.engine.connect() as conn:
+            status = certificate_status(conn, cert)
+        if status != "valid":
+            raise Unauthorized(
+                f"the client certificate of server {server_id} is {status}",
+                "enrol the server again (appliance agent enroll) or discover it with its agent password",
+            )
         return Principal("agent", f"server:{server_id}", "agent", server_id=server_id)
 
 

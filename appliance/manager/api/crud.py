@@ -48,6 +48,7 @@ def crud_router(
     read_role: str = "readonly",
     prepare_create: Prepare | None = None,
     prepare_update: Prepare | None = None,
+    creatable: bool = True,
 ) -> APIRouter:
     router = APIRouter(prefix=f"/{rtype.path}", tags=[rtype.path])
     table = rtype.table
@@ -77,7 +78,6 @@ def crud_router(
         with runtime(request).reader.connect() as conn:
             return JSON(rtype.to_json(resources.fetch(conn, rtype, object_id)))
 
-    @router.post("", status_code=202, responses=JOB_RESPONSES, summary=f"Create a {rtype.label} (a job)")
     def create_object(
         request: Request,
         body: Annotated[create_model, Body()],  # type: ignore[valid-type]
@@ -101,6 +101,10 @@ def crud_router(
                 conn=conn,
                 wait=wait,
             )
+
+    if creatable:
+        summary = f"Create a {rtype.label} (a job)"
+        router.post("", status_code=202, responses=JOB_RESPONSES, summary=summary)(create_object)
 
     @router.patch(
         "/{object_id}", status_code=202, responses=JOB_RESPONSES, summary=f"Change a {rtype.label} (a job)"

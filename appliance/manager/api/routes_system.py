@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import text
 
-from appliance import __version__, pki
+from appliance import __version__
 from appliance.manager.api.auth import Principal, require
 from appliance.manager.api.common import runtime
 from appliance.manager.api.responses import JSON, error
@@ -25,12 +25,6 @@ def health(request: Request) -> JSON:
 def manager_info(request: Request, _: Principal = Depends(require("readonly"))) -> JSON:
     rt = runtime(request)
     return JSON({"manager_uuid": rt.config.manager_uuid, "version": __version__, "api": "v1"})
-
-
-@router.get("/ca", summary="The manager CA certificate and its SHA-256 fingerprint")
-def ca(request: Request, _: Principal = Depends(require("readonly"))) -> JSON:
-    cert = pki.load_cert(runtime(request).paths.ca_cert)
-    return JSON({"fingerprint_sha256": pki.fingerprint(cert), "certificate_pem": pki.cert_pem(cert).decode()})
 
 
 @router.get("/me", summary="Who you are logged in as")
