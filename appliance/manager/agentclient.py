@@ -135,6 +135,7 @@ class AgentClient:
             base64.b64encode(f"{AGENT_USER}:{password}".encode()).decode() if password is not None else None
         )
         self.addr = addr
+        self.password_login = password is not None
         self._proxy = xmlrpc.client.ServerProxy(
             addr.url, transport=_PinnedTransport(ctx, fingerprint, timeout, auth), allow_none=True
         )
@@ -154,6 +155,12 @@ class AgentClient:
                 ) from None
             raise Unavailable(f"{where} answered HTTP {err.errcode} {err.errmsg}") from None
         except ssl.SSLError as err:
+            if self.password_login or "CERTIFICATE_UNKNOWN" in str(err) or "UNKNOWN_CA" in str(err):
+                # An agent only demands (or rejects) client certificates while a manager owns it.
+                raise Forbidden(
+                    f"{where} refused this manager's credentials: it is owned by another manager ({err.reason})",
+                    "release the server from the manager that owns it first",
+                ) from None
             raise Forbidden(
                 f"TLS with {where} failed: {err}", "if the server was reinstalled, discover it again"
             ) from None

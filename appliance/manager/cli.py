@@ -78,6 +78,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--listen", metavar="HOST:PORT", help="address to listen on (default: `listen` in manager.toml)"
     )
+    p.add_argument(
+        "--cli-listen",
+        metavar="HOST:PORT",
+        default="0.0.0.0:10000",
+        help="the CLI over SSH (docs/cli.md; default 0.0.0.0:10000; `off` turns it off)",
+    )
+    p.add_argument(
+        "--legacy-listen",
+        metavar="HOST:PORT",
+        default=None,
+        help="DEPRECATED legacy TCPS API, e.g. 0.0.0.0:54322 (default: off; docs/cli.md)",
+    )
     p.set_defaults(func=_serve)
 
     p = commands.add_parser("upgrade", help="apply new schema migrations (take a backup first)")

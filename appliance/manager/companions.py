@@ -16,7 +16,9 @@ from fastapi import FastAPI
 
 from appliance.manager.runtime import ManagerRuntime
 
-COMPANIONS: list[str] = []
+COMPANIONS: list[str] = [
+    "appliance.shell.companion",  # CLI over SSH (port 10000) and the deprecated legacy TCPS API
+]
 
 Stop = Callable[[], None]
 
