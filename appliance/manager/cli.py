@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sys
 from pathlib import Path
 
 from appliance import pki
@@ -39,6 +40,40 @@ def _upgrade(args: argparse.Namespace) -> int:
 def _ca_fingerprint(args: argparse.Namespace) -> int:
     print(pki.fingerprint(pki.load_cert(StatePaths(args.state_dir).ca_cert)))
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from appliance.manager.config import load_config
+    from appliance.manager.database import check_connection, make_engine
+    from appliance.manager.trust import create_token
+
+    cfg = load_config(StatePaths(args.state_dir))
+    engine = make_engine(cfg.database, pool_size=1)
+    try:
+        check_connection(engine, cfg.database)
+        with engine.begin() as conn:
+            _, token, expires = create_token(
+                conn, ttl=dt.timedelta(seconds=args.ttl), uses=args.uses, created_by="cli"
+            )
+    finally:
+        engine.dispose()
+    print(token)
+    print(f"valid for {args.uses} use(s) until {expires:%Y-%m-%d %H:%M:%S} UTC", file=sys.stderr)
+    return 0
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `30m`, `24h`, `7d` or plain seconds, 60 s to 30 days."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        seconds = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)") from None
+    if not 60 <= seconds <= 30 * 86400:
+        raise argparse.ArgumentTypeError("a token lives between 60 s and 30 days")
+    return seconds
 
 
 def _backup(args: argparse.Namespace) -> int:
@@ -99,6 +134,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("ca-fingerprint", help="print the SHA-256 fingerprint of the manager CA")
     p.add_argument("--state-dir", type=Path, required=True, help=STATE_HELP)
     p.set_defaults(func=_ca_fingerprint)
+
+    p = commands.add_parser("token", help="enrollment tokens for servers")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    create = actions.add_parser("create", help="make a one-time enrollment token and print it")
+    create.add_argument("--state-dir", type=Path, required=True, help=STATE_HELP)
+    create.add_argument(
+        "--ttl", type=parse_duration, default=86400, help="lifetime, e.g. 30m, 24h (default), 7d"
+    )
+    create.add_argument(
+        "--uses",
+        type=int,
+        default=1,
+        choices=range(1, 1001),
+        metavar="N",
+        help="servers it may enrol (default 1)",
+    )
+    p.set_defaults(func=_token)
 
     p = commands.add_parser("backup", help="create, list, verify or restore database backups")
     p.add_argument("--state-dir", type=Path, required=True, help=STATE_HELP)

@@ -18,6 +18,7 @@ from appliance.manager.runtime import ManagerRuntime
 
 COMPANIONS: list[str] = [
     "appliance.shell.companion",  # CLI over SSH (port 10000) and the deprecated legacy TCPS API
+    "appliance.gui.companion",  # web GUI at /ui/ (talks to the core through the WS-API only)
 ]
 
 Stop = Callable[[], None]
