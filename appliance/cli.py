@@ -17,6 +17,7 @@ COMMAND_GROUPS = [
     "appliance.images.cli",
     "appliance.server.cli",
     "appliance.installer.cli",
+    "appliance.shell.local",
 ]
 
 
