@@ -184,7 +184,9 @@ def install_appliance(ctx: BuildContext, record: BuildRecord) -> str:
     stage = ctx.work_dir / "wheels"
     source = ctx.work_dir / "source"
     shutil.copytree(ctx.config.source_dir, source, ignore=_SOURCE_IGNORE, symlinks=True)
-    run(commands.pip_wheel_self(source, stage / "self", sys.executable), what="pip wheel (appliance)")
+    # SOURCE_DATE_EPOCH makes the wheel's zip entries reproducible (its hash is in the manifest)
+    wheel_env = {**os.environ, "SOURCE_DATE_EPOCH": str(ctx.config.epoch)}
+    run(commands.pip_wheel_self(source, stage / "self", sys.executable), env=wheel_env, what="pip wheel (appliance)")
     (wheel,) = sorted((stage / "self").glob("appliance-*.whl"))
     record.inputs["appliance_wheel"] = {"name": wheel.name, "sha256": sha256_file(wheel)}
     env = _chroot_env(ctx)

@@ -73,6 +73,9 @@ def test_manifest_lists_packages_inputs_and_artifacts(built: Built) -> None:
     names = {p["name"]: p["version"] for p in doc["packages"]}
     assert {"linux-image-amd64", "live-boot", "systemd", "base-files"} <= set(names)
     assert all(names.values())
+    pips = {p["name"]: p["version"] for p in doc["python_packages"]}
+    assert pips["appliance"] == "0.1.0" and "pycdlib" in pips
+    assert doc["inputs"]["appliance_wheel"]["name"] == "appliance-0.1.0-py3-none-any.whl"
     assert doc["inputs"]["source_date_epoch"] == EPOCH and doc["inputs"]["suite"] == "bookworm"
     assert doc["inputs"]["base"]["key"].startswith("test-")
     assert doc["artifacts"][built.iso.name]["sha256"] == sha256_file(built.iso)
@@ -111,6 +114,7 @@ def test_boots(built: Built, mode: bootmodes.BootMode, tmp_path: Path) -> None:
     assert f"firmware={mode.firmware}" in result.line
     assert ("medium=/dev/sr" if mode.medium == "cd" else "medium=/dev/sd") in result.line
     assert "init_on_alloc=0" in result.line and "inst.auto" not in result.line
+    assert "app=appliance=0.1.0_" in result.line  # our package runs from its venv in the image
 
 
 @pytest.mark.e2e

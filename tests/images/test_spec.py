@@ -25,6 +25,13 @@ def test_every_role_renders_without_undefined_variables(role: str) -> None:
         assert path.startswith("/") and text.strip() and mode & 0o777
 
 
+def test_test_image_carries_our_package_and_a_marker() -> None:
+    spec = load_role("test")
+    assert spec.install_appliance and "python3-venv" in spec.packages
+    marker = render_files(spec, VARS)["/etc/systemd/system/appliance-boot-marker.service"][1]
+    assert "/usr/local/bin/appliance --version" in marker and "M firmware=" in marker
+
+
 def test_manager_and_server_include_the_live_installer_base() -> None:
     for role in ("manager", "server"):
         spec = load_role(role)
