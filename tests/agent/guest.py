@@ -19,7 +19,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 insmod /lib/evdev.ko
 insmod /lib/button.ko
-acpid -c /etc/acpi
+acpid -d -c /etc/acpi > /dev/console 2>&1 &  # -d: foreground, log to the console
 echo {MARKER}
 while true; do sleep 5; done
 """

@@ -18,7 +18,7 @@ import libvirt
 from appliance.server import hypervisor
 
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
-MARK = "# appliance agent tests: run QEMU as root (no libvirt-qemu user on this host)"
+MARK = "# appliance agent tests: run QEMU as root (else libvirt re-probes QEMU on every start here)"
 
 
 def ensure_qemu_runs_as_root(conf: Path = QEMU_CONF) -> None:
@@ -52,6 +52,7 @@ class Libvirtd:
         if _alive(self.uri):
             return
         ensure_qemu_runs_as_root()
+        Path("/var/log/libvirt/qemu").mkdir(parents=True, exist_ok=True)  # the daemons log there
         for daemon in ("virtlogd", "libvirtd"):
             pidfile = self.workdir / f"{daemon}.pid"
             subprocess.run([f"/usr/sbin/{daemon}", "--daemon", "--pid-file", str(pidfile)], check=True)

@@ -64,10 +64,14 @@ class AgentProcess:
             "--hypervisor",
             URI,
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with (self.state_dir.parent / "agent.log").open("a") as log:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "listening on https://127.0.0.1:" in line, line + self.proc.stdout.read()
+        line = self.proc.stdout.readline()  # the first stdout line; logs go to agent.log
+        if "listening on https://127.0.0.1:" not in line:
+            self.proc.kill()
+            log_text = (self.state_dir.parent / "agent.log").read_text()
+            raise AssertionError(f"the agent did not start: {line}\n{log_text[-3000:]}")
         self.port = int(line.split("https://127.0.0.1:")[1].split("/")[0])
 
     def stop(self) -> None:
