@@ -93,12 +93,13 @@ class CliServer(asyncssh.SSHServer):
         return self.api
 
 
-def write(process: asyncssh.SSHServerProcess, outcome: Outcome) -> None:
+def write(process: asyncssh.SSHServerProcess, outcome: Outcome, *, terminal: bool = False) -> None:
+    """Answers on stdout, errors on stderr; on a terminal both on stdout, to keep their order."""
     out, err = outcome.render()
     if out:
         process.stdout.write(out + "\n")
     if err:
-        process.stderr.write(err + "\n")
+        (process.stdout if terminal else process.stderr).write(err + "\n")
 
 
 async def run_session(process: asyncssh.SSHServerProcess) -> None:
@@ -113,8 +114,11 @@ async def run_session(process: asyncssh.SSHServerProcess) -> None:
         return
     loop = asyncio.get_running_loop()
 
+    terminal = process.get_terminal_type() is not None
+
     def progress(line: str) -> None:
-        loop.call_soon_threadsafe(process.stderr.write, line + "\n")
+        stream = process.stdout if terminal else process.stderr
+        loop.call_soon_threadsafe(stream.write, line + "\n")
 
     engine = Engine(api, keys=server.gate.keys, password=server.password, progress=progress)
     if process.command is not None:
@@ -152,6 +156,8 @@ class Interactive:
             try:
                 line = await self.next_line()
             except asyncssh.BreakReceived:
+                if self.tty:
+                    cast(Any, process.channel).clear_input()  # Ctrl-C drops the half-typed line
                 process.stdout.write("^C\n")
                 continue
             except (asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
@@ -162,7 +168,7 @@ class Interactive:
                 continue
             outcomes = await self.run_line(line)
             for outcome in outcomes:
-                write(process, outcome)
+                write(process, outcome, terminal=self.tty)
             status = exit_status(outcomes)
             if any(o.exit for o in outcomes):
                 status = 0

@@ -110,6 +110,7 @@ class Ssh:
         source: str | None = None,
         tty: bool = False,
         strict: str = "accept-new",
+        log_level: str = "ERROR",
     ) -> list[str]:
         argv = [
             "ssh", "-F", "/dev/null", "-p", str(self.port),
@@ -117,7 +118,7 @@ class Ssh:
             "-o", f"StrictHostKeyChecking={strict}",
             "-o", "NumberOfPasswordPrompts=1",
             "-o", "ConnectTimeout=10",
-            "-o", "LogLevel=ERROR",
+            "-o", f"LogLevel={log_level}",  # INFO shows the server's banner
         ]  # fmt: skip
         if key is not None:
             argv += ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "PreferredAuthentications=publickey"]
