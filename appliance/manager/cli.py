@@ -16,7 +16,7 @@ STATE_HELP = "the manager's state directory (config, CA and certificates, backup
 def _init(args: argparse.Namespace) -> int:
     from appliance.manager.setup import init
 
-    result = init(args.state_dir, args.db_url, args.admin_password_file, args.name or [])
+    result = init(args.state_dir, args.db_url, args.admin_password_file, args.name or [], args.keep_identity)
     print(f"manager {result.manager_uuid} initialised in {args.state_dir}")
     print(f"schema revision: {result.schema_revision}")
     print(f"CA fingerprint (SHA-256): {result.ca_fingerprint}")
@@ -105,6 +105,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--name", action="append", metavar="NAME", help="extra DNS name or IP for the TLS certificate"
+    )
+    p.add_argument(
+        "--keep-identity",
+        action="store_true",
+        help="the state dir exists (UUID, CA): give it a new, empty database, e.g. after losing the old one; "
+        "then POST /api/v1/servers/refresh-all rebuilds servers and VMs from the agents",
     )
     p.set_defaults(func=_init)
 

@@ -34,6 +34,7 @@ class ManagerConfig:
     )
     leaf_lifetime_days: float = 398.0
     agent_timeout_seconds: float = 30.0
+    reconcile_seconds: float = 60.0
 
     @property
     def database(self) -> DatabaseURL:

@@ -111,6 +111,17 @@ class NicSpec(Strict):
     mac: Annotated[str, Field(pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")] | None = None
 
 
+AbsPath = Annotated[Text, Field(min_length=2, max_length=1024, pattern=r"^/")]
+
+
+class BootSpec(Strict):
+    """Direct kernel boot (PV/PVH guests, or tiny test guests); without it a VM boots from its disk."""
+
+    kernel: AbsPath
+    initrd: AbsPath | None = None
+    cmdline: Annotated[Text, Field(max_length=1024)] = ""
+
+
 class VmCreate(Strict):
     name: Name
     description: Description = ""
@@ -123,6 +134,7 @@ class VmCreate(Strict):
     ha: bool = False
     disks: Annotated[list[DiskSpec], Field(max_length=16)] = []
     nics: Annotated[list[NicSpec], Field(max_length=8)] = []
+    boot: BootSpec | None = None
 
 
 class VmUpdate(Patch):
@@ -133,6 +145,15 @@ class VmUpdate(Patch):
     server_id: ObjectId | None = None
     pool_id: ObjectId | None = None
     ha: bool | None = None
+    boot: BootSpec | None = None
+
+
+class VmStart(Strict):
+    server_id: ObjectId | None = None
+
+
+class VmStop(Strict):
+    force: bool = False
 
 
 class UserCreate(Strict):

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from appliance.manager import jobs
+from appliance.manager import vms as vms_on_servers
 from appliance.manager.problems import Conflict, NotFound
 from appliance.manager.schema import repositories, server_pools, servers, users, vms
 from appliance.manager.timeutil import iso, utcnow
@@ -34,6 +35,10 @@ class ResourceType:
     references: dict[str, Table] = field(default_factory=dict)
     check_delete: Check | None = None
     check_update: Check | None = None
+    # Work on the real object (an agent), inside the job's transaction: a failure rolls the row back.
+    after_create: Callable[[jobs.JobContext, Connection, str], None] | None = None
+    before_update: Callable[[jobs.JobContext, Connection, str, dict[str, Any]], None] | None = None
+    before_delete: Callable[[jobs.JobContext, Connection, str], None] | None = None
 
     def to_json(self, row: RowMapping) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -161,6 +166,9 @@ VM = ResourceType(
     ("name", "state", "server_id", "pool_id", "repository_id", "domain_type"),
     references={"server_id": servers, "pool_id": server_pools, "repository_id": repositories},
     check_delete=_vm_stopped,
+    after_create=vms_on_servers.on_created,
+    before_update=vms_on_servers.before_update,
+    before_delete=vms_on_servers.before_delete,
 )
 USER = ResourceType(
     "user",
@@ -199,6 +207,8 @@ def _create(ctx: jobs.JobContext) -> dict[str, Any]:
             )
         except IntegrityError as err:
             raise _integrity(rtype, err) from None
+        if rtype.after_create:
+            rtype.after_create(ctx, conn, str(ctx.object_id))
         ctx.event(conn, f"{rtype.object_type}.created", f"{rtype.label} {values['name']!r} created")
     return {"id": ctx.object_id, "href": f"/api/v1/{rtype.path}/{ctx.object_id}"}
 
@@ -209,6 +219,8 @@ def _update(ctx: jobs.JobContext) -> dict[str, Any]:
     assert ctx.object_id is not None
     with ctx.engine.begin() as conn:
         row = check_update(conn, rtype, ctx.object_id, values)
+        if rtype.before_update:
+            rtype.before_update(ctx, conn, ctx.object_id, values)
         try:
             conn.execute(
                 update(rtype.table)
@@ -227,6 +239,8 @@ def _delete(ctx: jobs.JobContext) -> dict[str, Any]:
     assert ctx.object_id is not None
     with ctx.engine.begin() as conn:
         row = check_delete(conn, rtype, ctx.object_id)
+        if rtype.before_delete:
+            rtype.before_delete(ctx, conn, ctx.object_id)
         conn.execute(delete(rtype.table).where(rtype.table.c.id == ctx.object_id))
         ctx.event(conn, f"{rtype.object_type}.deleted", f"{rtype.label} {row['name']!r} deleted")
     return {"id": ctx.object_id}

@@ -108,6 +108,7 @@ vms = Table(
     Column("ha", Boolean, nullable=False, default=False),
     Column("disks", JSON, nullable=False),
     Column("nics", JSON, nullable=False),
+    Column("boot", JSON, nullable=True),
     Column("created_at", Time, nullable=False),
     Column("updated_at", Time, nullable=False),
     Index("ix_vms_server", "server_id"),

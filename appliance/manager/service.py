@@ -9,6 +9,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,12 @@ class Housekeeper(threading.Thread):
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.rt, self.period, self.reload_tls = rt, period, reload_tls
+        self.last_reconcile = 0.0
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.period):
-            for task in (self.renew_certificates, self.backup_if_due, self.downsample):
+            for task in (self.renew_certificates, self.reconcile, self.backup_if_due, self.downsample):
                 try:
                     task()
                 except Exception:
@@ -119,6 +121,14 @@ class Housekeeper(threading.Thread):
                 events.record(
                     conn, type="manager.certificate_renewed", message=f"renewed {', '.join(renewed)}"
                 )
+
+    def reconcile(self) -> None:
+        from appliance.manager.servers import reconcile
+
+        now = time.monotonic()
+        if now - self.last_reconcile >= self.rt.config.reconcile_seconds:
+            self.last_reconcile = now
+            reconcile(self.rt)
 
     def downsample(self) -> None:
         statistics.downsample(self.rt.engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import uuid
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from appliance import pki
 from appliance.errors import ConfigError, UsageError
 from appliance.manager import migrate
-from appliance.manager.config import ManagerConfig, StatePaths, save_config
+from appliance.manager.config import ManagerConfig, StatePaths, load_config, save_config
 from appliance.manager.database import check_connection, make_engine
 from appliance.manager.dburl import parse_db_url
 from appliance.manager.passwords import check_policy, hash_password
@@ -63,13 +64,19 @@ def make_tls(paths: StatePaths, manager_uuid: str, extra_names: list[str]) -> st
 
 
 def init(
-    state_dir: Path, db_url: str, admin_password_file: Path, names: list[str] | None = None
+    state_dir: Path,
+    db_url: str,
+    admin_password_file: Path,
+    names: list[str] | None = None,
+    keep_identity: bool = False,
 ) -> InitResult:
+    """Set up a manager; with ``keep_identity`` an existing state dir (UUID, CA) gets a new database."""
     paths = StatePaths(state_dir)
-    if paths.config.exists():
+    if paths.config.exists() and not keep_identity:
         raise ConfigError(
             f"{paths.root} is already initialised ({paths.config} exists)",
-            "use another --state-dir, or `appliance manager upgrade` to migrate an existing manager",
+            "use another --state-dir, `appliance manager upgrade` to migrate an existing manager, or "
+            "--keep-identity to set up a new, empty database for this manager (then refresh all servers)",
         )
     password = read_password_file(admin_password_file)  # validate every input before touching anything
     url = parse_db_url(db_url)
@@ -77,10 +84,12 @@ def init(
     try:
         check_connection(engine, url)
         migrate.upgrade(engine)
+        kept = load_config(paths).manager_uuid if keep_identity and paths.config.exists() else None
         with engine.begin() as conn:
-            existing = conn.execute(
-                select(settings.c.value).where(settings.c.name == "manager_uuid")
-            ).scalar()
+            existing = (
+                kept
+                or conn.execute(select(settings.c.value).where(settings.c.name == "manager_uuid")).scalar()
+            )
             manager_uuid = str(existing) if existing else str(uuid.uuid4())
             conn.execute(
                 mysql_insert(settings).values(name="manager_uuid", value=manager_uuid).prefix_with("IGNORE")
@@ -99,7 +108,10 @@ def init(
                     )
                 )
         fingerprint = make_tls(paths, manager_uuid, names or [])
-        save_config(paths, ManagerConfig(manager_uuid=manager_uuid, db_url=db_url))
+        if kept:
+            save_config(paths, dataclasses.replace(load_config(paths), db_url=db_url))
+        else:
+            save_config(paths, ManagerConfig(manager_uuid=manager_uuid, db_url=db_url))
         return InitResult(manager_uuid, fingerprint, migrate.head_revision())
     finally:
         engine.dispose()

@@ -23,6 +23,7 @@ from appliance.manager.api import (
     routes_statistics,
     routes_system,
     routes_trust,
+    routes_vms,
 )
 from appliance.manager.api.auth import Principal, require
 from appliance.manager.api.crud import crud_router
@@ -145,6 +146,7 @@ def create_app(rt: ManagerRuntime) -> FastAPI:
         routes_system.router,
         routes_trust.router,
         routes_servers.router,
+        routes_vms.router,
         crud_router(resources.SERVER_POOL, models.ServerPoolCreate, models.ServerPoolUpdate),
         crud_router(resources.SERVER, models.ServerCreate, models.ServerUpdate, creatable=False),
         crud_router(resources.REPOSITORY, models.RepositoryCreate, models.RepositoryUpdate),

@@ -18,6 +18,7 @@ from appliance.manager.problems import Conflict, NotFound
 from appliance.manager.runtime import ManagerRuntime
 from appliance.manager.schema import events as events_table
 from appliance.manager.timeutil import utcnow
+from appliance.manager.vms import follow_agent_events
 
 router = APIRouter(prefix="/events", tags=["events"])
 Since = Annotated[int, Query(ge=0, le=2**62, description="only events with a larger id")]
@@ -145,8 +146,11 @@ def ingest_events(
 ) -> JSON:
     source = principal.server_id or f"user:{principal.name}"
     rt = runtime(request)
+    batch = [e.model_dump() for e in body.events]
     with rt.engine.begin() as conn:
-        accepted, duplicates = events.ingest_from_agent(conn, source, (e.model_dump() for e in body.events))
+        accepted, duplicates = events.ingest_from_agent(conn, source, batch)
+        if principal.server_id:
+            follow_agent_events(conn, principal.server_id, batch)
     if accepted:
         rt.bell.ring()
     return JSON({"accepted": accepted, "duplicates": duplicates}, status_code=202)

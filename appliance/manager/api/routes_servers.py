@@ -96,3 +96,48 @@ def release_server(
             conn=conn,
             wait=wait,
         )
+
+
+@router.post(
+    "/refresh-all",
+    status_code=202,
+    responses=JOB_RESPONSES,
+    summary="Rebuild the manager's view of every owned server (and of servers its database lost) (a job)",
+)
+def refresh_all(request: Request, wait: Wait = 0, principal: Principal = Depends(require("admin"))) -> JSON:
+    return submit_job(
+        request,
+        principal,
+        kind="server.refresh_all",
+        summary="refresh all servers",
+        payload={},
+        object_type="manager",
+        object_id="refresh-all",
+        wait=wait,
+    )
+
+
+@router.post(
+    "/{object_id}/refresh",
+    status_code=202,
+    responses=JOB_RESPONSES,
+    summary="Rebuild the manager's view of a server from its agent (a job)",
+)
+def refresh_server(
+    request: Request, object_id: IdPath, wait: Wait = 0, principal: Principal = Depends(require("admin"))
+) -> JSON:
+    with runtime(request).engine.connect() as conn:
+        row = resources.fetch(conn, resources.SERVER, object_id)
+        if row["state"] == "unowned":
+            raise Conflict(f"server {row['name']} is not owned", "discover it first")
+        return submit_job(
+            request,
+            principal,
+            kind="server.refresh",
+            summary=f"refresh server {row['name']}",
+            payload={},
+            object_type="server",
+            object_id=object_id,
+            conn=conn,
+            wait=wait,
+        )

@@ -15,7 +15,7 @@ from appliance.manager.api.responses import JSON
 from appliance.manager.models import Enrollment, TokenCreate
 from appliance.manager.problems import Conflict, NotFound
 from appliance.manager.schema import enrollment_tokens, servers
-from appliance.manager.servers import upsert_owned, urls
+from appliance.manager.servers import remember, upsert_owned, urls
 from appliance.manager.timeutil import iso, utcnow
 
 router = APIRouter(tags=["trust"])
@@ -143,6 +143,7 @@ def enroll(request: Request, body: Annotated[Enrollment, Body()]) -> JSON:
             )
         rt.bell.ring()
         raise
+    remember(rt, body.server_uuid, body.hostname, body.address, body.agent_port, body.agent_fingerprint)
     rt.bell.ring()
     return JSON(
         {

@@ -1,4 +1,5 @@
-"""trust: enrollment tokens, issued certificates, agent port and last contact of servers
+"""trust and orchestration: enrollment tokens, issued certificates, agent port and last contact of
+servers, boot settings of VMs
 
 Revision ID: 0002
 Revises: 0001
@@ -22,6 +23,7 @@ def upgrade() -> None:
         "servers", "agent_port", server_default=None, existing_type=sa.Integer(), existing_nullable=False
     )
     op.add_column("servers", sa.Column("last_contact_at", mysql.DATETIME(fsp=6), nullable=True))
+    op.add_column("vms", sa.Column("boot", sa.JSON(), nullable=True))
     op.create_table(
         "enrollment_tokens",
         sa.Column("id", sa.String(length=36), nullable=False),
