@@ -84,10 +84,23 @@ def test_discover_own_release_and_discover_again(
         finally:
             other.stop()
 
+        # nothing changed for the owner
+        assert finished_job(c, c.post(f"/servers/{server_id}/refresh"))["state"] == "succeeded"
+
+        old_cert = (agent.state_dir / "tls" / "client.crt").read_bytes()
         released = finished_job(c, c.post(f"/servers/{server_id}/release"))
         assert released["state"] == "succeeded" and released["result"]["revoked_certificates"] >= 1
         assert c.get(f"/servers/{server_id}").json()["state"] == "unowned"
         assert _password_proxy(agent).discover_server()["owned"] is False
+
+        # the released certificate is refused from now on, and the refusal is logged
+        (tmp_path / "old.crt").write_bytes(old_cert)
+        ctx = ssl.create_default_context(cafile=str(trust_manager.ca))
+        ctx.load_cert_chain(tmp_path / "old.crt", agent.state_dir / "tls" / "agent.key")
+        with httpx.Client(base_url=trust_manager.base, verify=ctx) as revoked:
+            r = revoked.post("/events/ingest", json={"events": []})
+        assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+        assert any(e["type"] == "agent.certificate_refused" for e in _events(c))
 
         again = _discover(c, agent)
         assert again["state"] == "succeeded" and again["result"]["id"] == server_id

@@ -77,6 +77,8 @@ class Authenticator:
     def __init__(self, engine: Engine, cache_seconds: float = 10.0) -> None:
         self.engine = engine
         self.cache = _TTLCache(cache_seconds)
+        self._refusals: dict[str, float] = {}
+        self._refusals_lock = threading.Lock()
 
     def password_login(self, name: str, password: str) -> Principal:
         with self.engine.connect() as conn:
@@ -141,11 +143,34 @@ class Authenticator:
         with self.engine.connect() as conn:
             status = certificate_status(conn, cert)
         if status != "valid":
+            self._log_refusal(cert, server_id, status)
             raise Unauthorized(
                 f"the client certificate of server {server_id} is {status}",
                 "enrol the server again (appliance agent enroll) or discover it with its agent password",
             )
         return Principal("agent", f"server:{server_id}", "agent", server_id=server_id)
+
+    def _log_refusal(self, cert: x509.Certificate, server_id: str, status: str) -> None:
+        """An event per refused certificate, at most once every 10 minutes each."""
+        from appliance import pki
+        from appliance.manager import events
+
+        key = f"refused:{pki.serial_hex(cert)}"
+        now = time.monotonic()
+        with self._refusals_lock:
+            if self._refusals.get(key, 0.0) > now:
+                return
+            self._refusals[key] = now + 600
+        with self.engine.begin() as conn:
+            events.record(
+                conn,
+                type="agent.certificate_refused",
+                severity="warning",
+                object_type="server",
+                object_id=server_id[:64],
+                message=f"refused a {status} client certificate (serial {pki.serial_hex(cert)}) "
+                f"for server {server_id}",
+            )
 
 
 def peer_certificate(request: Request) -> bytes | None:
