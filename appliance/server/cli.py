@@ -104,15 +104,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     pw.set_defaults(func=_set_password)
 
     enroll = agent_sub.add_parser(
-        "enroll", help="trust one manager: pin its CA by fingerprint, get a certificate with an enrollment token"
+        "enroll",
+        help="trust one manager: pin its CA by fingerprint, get a certificate with an enrollment token",
     )
-    enroll.add_argument("--state-dir", type=Path, required=True, help="agent state (DB, TLS key, certificates)")
-    enroll.add_argument("--manager", required=True, metavar="URL", help="the manager, e.g. https://manager:7002")
-    enroll.add_argument("--fingerprint", required=True, metavar="SHA256", help="the manager CA's SHA-256 fingerprint")
-    enroll.add_argument("--token", required=True, help="an enrollment token (`appliance manager token create`)")
-    enroll.add_argument("--address", help="address the manager uses to reach this agent (default: the local "
-                                          "address of the connection to the manager)")
-    enroll.add_argument("--agent-port", type=int, default=cfg.DEFAULT_PORT, help="the agent's port (default 8899)")
+    enroll.add_argument(
+        "--state-dir", type=Path, required=True, help="agent state (DB, TLS key, certificates)"
+    )
+    enroll.add_argument(
+        "--manager", required=True, metavar="URL", help="the manager, e.g. https://manager:7002"
+    )
+    enroll.add_argument(
+        "--fingerprint", required=True, metavar="SHA256", help="the manager CA's SHA-256 fingerprint"
+    )
+    enroll.add_argument(
+        "--token", required=True, help="an enrollment token (`appliance manager token create`)"
+    )
+    enroll.add_argument(
+        "--address",
+        help="address the manager uses to reach this agent (default: the local "
+        "address of the connection to the manager)",
+    )
+    enroll.add_argument(
+        "--agent-port", type=int, default=cfg.DEFAULT_PORT, help="the agent's port (default 8899)"
+    )
     enroll.set_defaults(func=_enroll)
 
     status = agent_sub.add_parser("status", help="print the agent's identity, ownership and outbox as JSON")
@@ -199,7 +213,9 @@ def _enroll(args: argparse.Namespace) -> int:
     from appliance.server.enroll import EnrollRequest, enroll
 
     config = cfg.AgentConfig(state_dir=args.state_dir)
-    result = enroll(config, EnrollRequest(args.manager, args.fingerprint, args.token, args.address, args.agent_port))
+    result = enroll(
+        config, EnrollRequest(args.manager, args.fingerprint, args.token, args.address, args.agent_port)
+    )
     print(f"server {result['server_uuid']} enrolled with manager {result['manager_uuid']}")
     print("start (or restart) the agent to use the new trust")
     return 0

@@ -249,6 +249,8 @@ class LibvirtHypervisor:
     def start(self, vm_uuid: str) -> None:
         dom = self._domain(vm_uuid)
         try:
+            if dom.isActive():  # drivers disagree on the error code for this; say it ourselves
+                raise VmStateError(f"VM {vm_uuid} is already running", "stop it first")
             dom.create()
         except libvirt.libvirtError as err:
             raise _translate(err, f"starting VM {vm_uuid} failed") from err

@@ -16,7 +16,7 @@ from appliance.server import discovery, tls
 from appliance.server.dispatch import Caller, ForbiddenError, NotFoundError, StateError, verb
 from appliance.server.domainxml import build_domain_xml
 from appliance.server.events import make_event
-from appliance.server.hypervisor import ACTIVE_STATES
+from appliance.server.hypervisor import ACTIVE_STATES, VmStateError
 from appliance.server.passwords import check_new_password, hash_password
 from appliance.server.store import Ownership
 from appliance.server.vmspec import SpecError, parse_vm_spec
@@ -284,12 +284,12 @@ class AgentVerbs:
         """Start a stopped VM. Returns ``uuid`` and ``state``; a ``vm.started`` event follows."""
         a = self.agent
         vm_uuid = self._managed(vm_uuid)
-        if a.hv.info(vm_uuid).state in ACTIVE_STATES:
-            raise StateError(f"VM {vm_uuid} is already running", "stop_vm it first to restart it")
-        a.hv.start(vm_uuid)
-        state = a.hv.info(vm_uuid).state
-        a.store.set_vm_state(vm_uuid, state)
-        return {"uuid": vm_uuid, "state": state}
+        try:
+            a.hv.start(vm_uuid)
+        except VmStateError as err:
+            raise StateError(f"VM {vm_uuid} is already running", "stop_vm it first to restart it") from err
+        # The vm.started lifecycle event records the new state in the agent DB.
+        return {"uuid": vm_uuid, "state": "running"}
 
     @verb
     def stop_vm(self, caller: Caller, vm_uuid: str, force: bool = False) -> dict[str, Any]:
