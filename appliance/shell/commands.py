@@ -262,9 +262,13 @@ def do_delete(s: Session, a: Args) -> Outcome:
 def vm_action(action: str, body: dict[str, Any] | None) -> Callable[[Session, Args], Outcome]:
     def run(s: Session, a: Args) -> Outcome:
         t = object_type(a.command, a.word())
+        server = a.take("server") if action == "start" else None
         obj = select(s, t, a)
-        a.finish(selector_keys(t))
-        return s.submit("POST", f"/vms/{segment(str(obj['id']))}/{action}", body)
+        a.finish([*selector_keys(t), *(["server"] if action == "start" else [])])
+        payload = body
+        if server:
+            payload = {"server_id": s.resolve(TYPES["server"], None, server)["id"]}
+        return s.submit("POST", f"/vms/{segment(str(obj['id']))}/{action}", payload)
 
     return run
 
@@ -447,7 +451,10 @@ def _commands() -> list[Command]:
         Command("create", "create TYPE ATTR=VALUE ...", "create an object (a job)", do_create, True, job=True),
         Command("edit", f"edit {sel} ATTR=VALUE ...", "change an object (a job)", do_edit, True, job=True),
         Command("delete", f"delete {sel}", "delete an object (a job)", do_delete, True, job=True),
-        Command("start", "start Vm id=ID|name=NAME", "start a VM (a job)", vm_action("start", None), True, job=True),
+        Command(
+            "start", "start Vm id=ID|name=NAME [server=NAME|ID]", "start a VM (on its server, the one named, or the least loaded) (a job)",
+            vm_action("start", None), True, attrs=("server",), job=True,
+        ),
         Command(
             "stop", "stop Vm id=ID|name=NAME", "shut a VM down cleanly (a job)",
             vm_action("stop", {"force": False}), True, job=True,
