@@ -63,6 +63,10 @@ async def create_vm(act: Action) -> None:
         "ha": act.field("ha") == "on",
     }
     body.update(_optional_fields(act, "description", "server_id", "pool_id"))
+    if act.field("disk_mib"):
+        body["disks"] = [{"name": "disk0", "size_mib": _number(act.field("disk_mib"))}]
+    if act.field("kernel"):  # direct kernel boot (PV/PVH guests)
+        body["boot"] = {"kernel": act.field("kernel"), **_optional_fields(act, "initrd", "cmdline")}
     await act.job("POST", "/vms", json=body)
 
 

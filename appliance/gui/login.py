@@ -32,7 +32,7 @@ def _expiry(text: str | None) -> float:
 
 
 def _login_page(
-    request: Request, status: int = 200, error: str | None = None, username: str = ""
+    request: Request, status: int = 200, error: str | None = None, username: str = "", nxt: str | None = None
 ) -> Response:
     gui = gui_of(request)
     nonce, cookie = gui.store.new_login_nonce()
@@ -45,7 +45,7 @@ def _login_page(
         error=error,
         why=request.query_params.get("why"),
         username=username,
-        next=safe_next(request.query_params.get("next"), gui.url("/"), gui.config.mount_path),
+        next=safe_next(nxt or request.query_params.get("next"), gui.url("/"), gui.config.mount_path),
         notes=None,
     )
     response.set_cookie(LOGIN_COOKIE, cookie, max_age=LOGIN_MAX_AGE, **COOKIE_FLAGS)  # type: ignore[arg-type]
@@ -63,22 +63,26 @@ async def login(request: Request) -> Response:
     form = await request.form()
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
+    nxt = str(form.get("next") or "")
     if not same_origin(request) or not gui.store.login_nonce_ok(
         request.cookies.get(LOGIN_COOKIE), str(form.get("csrf_token") or "")
     ):
         return _login_page(
-            request, 403, "The login form had expired or came from another site. Please try again.", username
+            request,
+            403,
+            "The login form had expired or came from another site. Please try again.",
+            username,
+            nxt,
         )
     if not username or not password:
-        return _login_page(request, 400, "Enter your user name and password.", username)
+        return _login_page(request, 400, "Enter your user name and password.", username, nxt)
     try:
         answer = await gui.api.login(username, password)
     except ApiError as err:
         status = err.status if err.status < 500 else 502
-        return _login_page(request, status, err.message, username)
+        return _login_page(request, status, err.message, username, nxt)
     session = gui.store.create(answer, _expiry(answer.get("expires_at")))
-    nxt = form.get("next")
-    target = safe_next(nxt if isinstance(nxt, str) else None, gui.url("/"), gui.config.mount_path)
+    target = safe_next(nxt, gui.url("/"), gui.config.mount_path)
     response = redirect(target)
     max_age = max(60, int(session.expires_at - time.time()))
     response.set_cookie(SESSION_COOKIE, gui.store.cookie_value(session), max_age=max_age, **COOKIE_FLAGS)  # type: ignore[arg-type]

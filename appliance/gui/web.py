@@ -108,6 +108,7 @@ def render(
     tmpl = gui.env.get_template(template)
     part = request.query_params.get("part")
     values = {
+        "nav": None,
         "session": session,
         "ui": gui.config.mount_path,
         "path": request.url.path,
@@ -292,6 +293,8 @@ def action(handler: ActionHandler, default_next: str = "/") -> Callable[[Request
         except ApiError as err:
             if err.status == 401:
                 return session_ended(request, session, err)
+            if err.status == 403:  # not allowed at all: say so at the top, where any role sees it
+                act.key = "page"
             act.fail(err.message)
         return redirect(back, request)
 
