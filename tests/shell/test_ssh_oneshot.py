@@ -166,3 +166,23 @@ def test_help_jobs_events_backups_and_ca(ssh: Ssh, api: httpx.Client, cli_manage
 
     fingerprint = ssh.run("showCaFingerprint").stdout.strip()
     assert fingerprint == api.get("/ca").json()["fingerprint_sha256"]
+
+
+def test_abort_job_and_delete_backup(ssh: Ssh, api: httpx.Client) -> None:
+    queued = json.loads(ssh.run("backupDb wait=false outputMode=json").stdout)
+    aborted = ssh.run(f"abort Job id={queued['id']}")
+    finished = api.get(f"/jobs/{queued['id']}", params={"wait": 60}).json()
+    if aborted.returncode == 0:  # caught it queued or running
+        assert f"abort requested for job {queued['id']}" in aborted.stdout
+        assert api.get(f"/jobs/{queued['id']}").json()["abort_requested"] is True
+    else:  # it had already finished
+        assert "has already" in aborted.stderr and finished["state"] in ("succeeded", "failed", "aborted")
+    late = ssh.run(f"abort Job id={queued['id']}")
+    assert late.returncode == 1 and f"job {queued['id']} has already" in late.stderr
+    assert ssh.run("abort Job id=999999999").returncode == 1
+
+    made = json.loads(ssh.run("backupDb outputMode=json").stdout)
+    backup_id = made["result"]["id"]
+    gone = ssh.run(f"delete Backup id={backup_id}")
+    assert gone.returncode == 0, gone.stderr
+    assert api.get(f"/backups/{backup_id}").status_code == 404
