@@ -110,3 +110,18 @@ def test_host_key_is_made_once_and_kept_across_restarts(ssh: Ssh, cli_manager: C
     assert key_file.read_bytes() == before
     strict = ssh.run("list Vm", strict="yes")
     assert strict.returncode == 0, strict.stderr
+
+
+def test_each_connection_has_its_own_ws_api_session_ended_at_logout(ssh: Ssh, api: httpx.Client) -> None:
+    import time
+
+    user, password = unique("carol"), "carol-password-1"
+    create(api, "users", {"name": user, "password": password, "role": "readonly"})
+    assert ssh.run("list Vm", user=user, password=password).returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        open_sessions = [s for s in api.get("/sessions").json()["items"] if s["user"] == user]
+        if not open_sessions:
+            break
+        time.sleep(0.2)
+    assert open_sessions == []
