@@ -57,6 +57,8 @@ class RunningManager:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    # the SSH CLI companion would take port 10000: tests that want it start their own
+    extra_args: tuple[str, ...] = ("--cli-listen", "off")
 
     @property
     def base(self) -> str:
@@ -86,6 +88,7 @@ class RunningManager:
                 str(self.state_dir),
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

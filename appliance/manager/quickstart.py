@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import secrets
 from pathlib import Path
 
@@ -50,6 +51,6 @@ def up(workdir: Path, listen: str) -> int:
             f"https://{shown}:{port}/api/v1/vms\n",
             flush=True,
         )
-        return serve(paths.root, listen)
+        return serve(paths.root, listen, argparse.Namespace(listen=listen))
     finally:
         dbserver.stop(proc)
