@@ -47,7 +47,7 @@ VENV = "/opt/appliance"
 APPLIANCE_BIN = "/usr/local/bin/appliance"
 MIN_FREE_CACHE = 4 << 30
 MIN_FREE_OUTPUT = 1 << 30
-_SOURCE_IGNORE = shutil.ignore_patterns(
+SOURCE_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "results", "state"
 )
 
@@ -183,7 +183,7 @@ def install_appliance(ctx: BuildContext, record: BuildRecord) -> str:
         return "not part of this role"
     stage = ctx.work_dir / "wheels"
     source = ctx.work_dir / "source"
-    shutil.copytree(ctx.config.source_dir, source, ignore=_SOURCE_IGNORE, symlinks=True)
+    shutil.copytree(ctx.config.source_dir, source, ignore=SOURCE_IGNORE, symlinks=True)
     # SOURCE_DATE_EPOCH makes the wheel's zip entries reproducible (its hash is in the manifest)
     wheel_env = {**os.environ, "SOURCE_DATE_EPOCH": str(ctx.config.epoch)}
     run(commands.pip_wheel_self(source, stage / "self", sys.executable), env=wheel_env, what="pip wheel (appliance)")

@@ -18,10 +18,10 @@ import pytest
 
 from appliance.errors import UsageError
 from appliance.images.build import build
-from appliance.images.config import BuildConfig, default_cache_dir
+from appliance.images.config import BuildConfig, default_cache_dir, source_tree
 from appliance.images.embed import embed_kickstart
 from appliance.images.manifest import sha256_file
-from appliance.images.steps import BOOT_MARKER
+from appliance.images.steps import BOOT_MARKER, SOURCE_IGNORE
 from qemu_tests import accel, bootmodes, serial
 
 EPOCH = 1700000000
@@ -38,8 +38,18 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("APPLIANCE_IMAGE_CACHE") or default_cache_dir())
 
 
-def _config(output: Path, **kw: object) -> BuildConfig:
-    base = BuildConfig(role="test", output_dir=output, cache_dir=_cache_dir(), source_date_epoch=EPOCH)
+@pytest.fixture(scope="module")
+def source_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the checkout for every build here: the shared work tree may change meanwhile."""
+    snap = tmp_path_factory.mktemp("source") / "src"
+    shutil.copytree(source_tree(), snap, ignore=SOURCE_IGNORE, symlinks=True)
+    return snap
+
+
+def _config(output: Path, source: Path, **kw: object) -> BuildConfig:
+    base = BuildConfig(
+        role="test", output_dir=output, cache_dir=_cache_dir(), source_date_epoch=EPOCH, source_dir=source
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -50,10 +60,10 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(tmp_path_factory: pytest.TempPathFactory, source_snapshot: Path) -> Built:
     out = tmp_path_factory.mktemp("iso-a")
     progress = io.StringIO()
-    iso = build(_config(out), out=progress)
+    iso = build(_config(out, source_snapshot), out=progress)
     return Built(iso, progress.getvalue())
 
 
@@ -91,9 +101,9 @@ def test_gpt_is_valid_for_strict_tools(built: Built) -> None:
     assert "CRC" not in sg and "GUID" not in sg, sg
 
 
-def test_two_builds_are_byte_identical(built: Built, tmp_path: Path) -> None:
+def test_two_builds_are_byte_identical(built: Built, source_snapshot: Path, tmp_path: Path) -> None:
     """A second build that bootstraps again (from the cached .debs) gives the same bytes."""
-    again = build(_config(tmp_path, refresh_base=True), out=io.StringIO())
+    again = build(_config(tmp_path, source_snapshot, refresh_base=True), out=io.StringIO())
     assert sha256_file(again) == sha256_file(built.iso)
     manifest = "appliance-test-0.1.0.manifest.json"
     assert (tmp_path / manifest).read_bytes() == (built.iso.parent / manifest).read_bytes()

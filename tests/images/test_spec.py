@@ -70,6 +70,8 @@ def test_installer_units_run_only_on_the_live_system() -> None:
     installer = files["/etc/systemd/system/appliance-installer@.service"][1]
     assert "ConditionKernelCommandLine=boot=live" in installer
     assert "ExecStart=/usr/local/bin/appliance install" in installer
+    auto = files["/etc/systemd/system/appliance-installer@tty1.service.d/appliance-auto.conf"][1]
+    assert "ConditionKernelCommandLine=!inst.auto" in auto  # one automatic install, on ttyS0
     for path in ("/etc/systemd/system/serial-getty@ttyS0.service.d/appliance-live.conf",
                  "/etc/systemd/system/libvirtd.service.d/appliance-live.conf"):  # fmt: skip
         assert "ConditionKernelCommandLine=!boot=live" in files[path][1]
