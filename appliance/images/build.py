@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from appliance.images.manifest import BuildRecord
 from appliance.images.pipeline import run_steps
 from appliance.images.spec import load_role
 from appliance.images.steps import PYCDLIB_VERSION, STEPS
+from appliance.images.workdir import remove_work_dir
 
 
 def initial_inputs(ctx: BuildContext) -> dict[str, object]:
@@ -43,5 +43,6 @@ def build(config: BuildConfig, out: TextIO = sys.stdout) -> Path:
         ctx.iso_tmp.unlink(missing_ok=True)  # never leave a half-written ISO behind
         raise
     finally:
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        if not remove_work_dir(ctx.work_dir):
+            print(f"warning: {ctx.work_dir} still has mounts below it; unmount them and delete it", file=out)
     return ctx.iso_path

@@ -138,6 +138,9 @@ def bootstrap(ctx: BuildContext, record: BuildRecord) -> str:
         partial.unlink(missing_ok=True)
         explained = explain_bootstrap_failure(ctx.log_file.read_text(errors="replace"), ctx)
         raise (explained or err) from err
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, tarball)
     return f"bootstrapped {key}, {_mb(tarball.stat().st_size)}"
 

@@ -54,3 +54,4 @@ def test_wheel_requirements_skip_extras(tmp_path: Path) -> None:
             "Name: appliance\nRequires-Dist: jinja2>=3.1\nRequires-Dist: pytest>=8; extra == \"test\"\n",
         )
     assert wheel_requirements(whl) == ["jinja2>=3.1"]
+
