@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from appliance.images import config as cfg
-from appliance.images.spec import available_roles
 
 BUILD_ROLES = ("manager", "server", "test")
 
@@ -58,7 +57,6 @@ def make_config(args: argparse.Namespace) -> cfg.BuildConfig:
 def _build(args: argparse.Namespace) -> int:
     from appliance.images.build import build
 
-    assert args.role in available_roles()
     iso = build(make_config(args))
     print(iso)
     return 0
