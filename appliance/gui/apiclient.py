@@ -77,7 +77,13 @@ class WsApi:
             raise ApiError(502, "api_unknown", "the GUI does not know the WS-API's address yet")
         if self._client is None:
             ctx = ssl.create_default_context(cafile=str(self.ca_file))
-            self._client = httpx.AsyncClient(base_url=self.base, verify=ctx, timeout=self.timeout)
+            # No idle keep-alive connections to our own listener: at shutdown the server closes
+            # idle TLS connections and waits for the peer's close_notify, which an idle pool in
+            # the same event loop never sends (the manager would hang for ssl_shutdown_timeout).
+            limits = httpx.Limits(max_keepalive_connections=0)
+            self._client = httpx.AsyncClient(
+                base_url=self.base, verify=ctx, timeout=self.timeout, limits=limits
+            )
         return self._client
 
     def _unreachable(self, err: httpx.HTTPError) -> ApiError:

@@ -20,7 +20,7 @@ class GuiConfig:
     mount_path: str = "/ui"
     # A proxied event stream ends after this long; the browser reconnects at once and resumes
     # from the last event id, so a manager shutdown never waits on an open browser tab for longer.
-    stream_seconds: float = 25.0
+    stream_seconds: float = 15.0
     # Seconds an action waits for its job before the page answers (longer jobs are followed live).
     action_wait_seconds: float = 2.0
     max_sessions: int = 10_000

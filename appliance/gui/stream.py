@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -46,6 +47,45 @@ def error_block(err: ApiError) -> bytes:
     return f"event: gui-error\ndata: {body}\n\n".encode()
 
 
+async def _blocks(request: Request, upstream: httpx.Response, seconds: float) -> AsyncIterator[bytes]:
+    """Relayed blocks until ``seconds`` pass, the manager ends the stream or the browser leaves
+    (checked every second, so a closed tab frees its upstream stream at once)."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
+
+    async def pump() -> None:
+        try:
+            async for line in upstream.aiter_lines():
+                await lines.put(line)
+        finally:
+            await lines.put(None)
+
+    reader = asyncio.create_task(pump())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    block: list[str] = []
+    try:
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                line = await asyncio.wait_for(lines.get(), min(1.0, remaining))
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return
+                continue
+            if line is None:
+                return
+            if line:
+                block.append(line)
+                continue
+            out = relay_block(block)
+            block = []
+            if out:
+                yield out
+    finally:
+        # Let the reader finish before the upstream response is closed under it.
+        reader.cancel()
+        await asyncio.wait([reader])
+
+
 async def _relay(request: Request, session: GuiSession, last_event_id: str | None) -> AsyncIterator[bytes]:
     gui = gui_of(request)
     yield b"retry: 1000\n\n"
@@ -55,23 +95,9 @@ async def _relay(request: Request, session: GuiSession, last_event_id: str | Non
             newest = await queries.latest_events(gui.api, session.token, 1)
             last_event_id = str(newest[0]["id"]) if newest else "0"
             yield f"id: {last_event_id}\n\n".encode()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + gui.config.stream_seconds
         async with gui.api.stream(session.token, last_event_id) as upstream:
-            lines = upstream.aiter_lines()
-            block: list[str] = []
-            while (remaining := deadline - loop.time()) > 0:
-                try:
-                    line = await asyncio.wait_for(anext(lines), remaining)
-                except (TimeoutError, StopAsyncIteration):
-                    break
-                if line:
-                    block.append(line)
-                    continue
-                out = relay_block(block)
-                block = []
-                if out:
-                    yield out
+            async for out in _blocks(request, upstream, gui.config.stream_seconds):
+                yield out
     except ApiError as err:
         yield error_block(err)
 
