@@ -111,7 +111,8 @@ def test_server_install_on_loop_disk(loop_disk, server_root, tmp_path, password_
         assert list((mnt / "etc/ssh").glob("ssh_host_ed25519_key"))
         calls = (mnt / "var/lib/appliance/calls.log").read_text().splitlines()
         assert calls[0] == "agent set-password --state-dir /var/lib/appliance/agent --crypted"
-        assert calls[1] == (f"agent enroll --manager https://manager.example.com:7002 --fingerprint "
+        assert calls[1] == (f"agent enroll --state-dir /var/lib/appliance/agent "
+                            f"--manager https://manager.example.com:7002 --fingerprint "
                             f"{FINGERPRINT} --token tok-123")
         assert (mnt / "var/lib/appliance/set-password.stdin").read_text().strip() == password_hash
         assert (mnt / "root/post-marker").read_text() == "post-ran\n"
