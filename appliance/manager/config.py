@@ -80,6 +80,14 @@ class StatePaths:
         return self.tls_dir / "client.key"
 
     @property
+    def companion_cert(self) -> Path:
+        return self.tls_dir / "companion.crt"
+
+    @property
+    def companion_key(self) -> Path:
+        return self.tls_dir / "companion.key"
+
+    @property
     def backups(self) -> Path:
         return self.root / "backups"
 

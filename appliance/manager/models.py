@@ -169,9 +169,28 @@ class UserUpdate(Patch):
     description: Description | None = None
 
 
+SshPublicKey = Annotated[
+    Text, Field(min_length=16, max_length=16384, pattern=r"^(ssh|ecdsa|sk)-[^ ]+ [A-Za-z0-9+/=]+( .*)?$")
+]
+
+
 class SessionCreate(Strict):
+    """Log in with a password; or, for the SSH front end only (its companion certificate), for a user
+    whose registered SSH key it has verified."""
+
     username: Annotated[Text, Field(min_length=1, max_length=64)]
-    password: Annotated[Text, Field(min_length=1, max_length=1024)]
+    password: Annotated[Text, Field(min_length=1, max_length=1024)] | None = None
+    ssh_public_key: SshPublicKey | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> SessionCreate:
+        if (self.password is None) == (self.ssh_public_key is None):
+            raise ValueError("give either password or ssh_public_key")
+        return self
+
+
+class SshKeyCreate(Strict):
+    public_key: SshPublicKey
 
 
 class BackupConfig(Strict):

@@ -210,3 +210,15 @@ certificates = Table(
     Column("revoke_reason", String(255), nullable=True),
     Index("ix_certificates_server", "server_id"),
 )
+
+user_ssh_keys = Table(
+    "user_ssh_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("comment", String(255), nullable=False),
+    Column("created_at", Time, nullable=False),
+    UniqueConstraint("user_id", "fingerprint", name="uq_user_ssh_keys"),
+)

@@ -27,6 +27,7 @@ from appliance.manager.events import EventBell
 from appliance.manager.jobs import JobRunner
 from appliance.manager.runtime import ManagerRuntime
 from appliance.manager.tlsproto import ClientCertProtocol
+from appliance.manager.trust import issue_companion_certificate
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def serve(state_dir: Path, listen: str | None = None, options: Any = None) -> in
     with state_lock(paths):
         rt = build_runtime(paths, cfg)
         app = create_app(rt)
+        with rt.engine.begin() as conn:
+            issue_companion_certificate(conn, paths)
         stops = attach_all(app, rt, options)
         rt.runner.start()
         config = uvicorn.Config(
@@ -167,6 +170,7 @@ def serve(state_dir: Path, listen: str | None = None, options: Any = None) -> in
             log_level="warning",
             access_log=False,
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=5,  # open event streams must not hold up a stop
             limit_concurrency=1000,
             **server_ssl(paths),  # type: ignore[arg-type]
         )

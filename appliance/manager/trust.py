@@ -169,3 +169,20 @@ def consume_token(conn: Connection, token: str) -> str:
         .values(uses_left=row["uses_left"] - 1)
     )
     return str(row["id"])
+
+
+COMPANION_PREFIX = "companion:"
+
+
+def issue_companion_certificate(conn: Connection, paths: StatePaths, name: str = "local") -> None:
+    """A client certificate for the apps `serve` runs beside the WS-API (CN ``companion:<name>``).
+
+    With it the SSH front end may open a session for a user whose SSH key it has verified; it is
+    made anew at every start and the older ones are revoked.
+    """
+    subject = COMPANION_PREFIX + name
+    revoke_server(conn, subject, "superseded at manager start")
+    key = pki.new_key()
+    authority = CertificateAuthority(paths)
+    cert = authority.issue_agent(conn, key.public_key(), subject)
+    pki.save_pair(pki.KeyPair(key, cert), paths.companion_cert, paths.companion_key)

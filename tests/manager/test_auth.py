@@ -50,7 +50,8 @@ def test_readonly_user_reads_but_cannot_act(manager: RunningManager, admin: http
     create(admin, "users", {"name": name, "password": "viewer-pw-1", "role": "readonly"})
     with manager.client(user=name, password="viewer-pw-1") as viewer:
         assert viewer.get("/vms").status_code == 200
-        assert viewer.get("/me").json() == {"name": name, "role": "readonly", "kind": "user"}
+        me = viewer.get("/me").json()
+        assert (me["name"], me["role"], me["kind"]) == (name, "readonly", "user") and me["id"]
         r = viewer.post("/vms", json={"name": unique("vm")})
         assert r.status_code == 403 and "admin" in error_of(r)["message"]
         assert viewer.get("/users").status_code == 403
@@ -118,7 +119,9 @@ def _agent_client(
 
         engine = make_engine(parse_db_url(manager.db_url), pool_size=1)
         with engine.begin() as conn:
-            cert = CertificateAuthority(StatePaths(manager.state_dir)).issue_agent(conn, key.public_key(), server_id)
+            cert = CertificateAuthority(StatePaths(manager.state_dir)).issue_agent(
+                conn, key.public_key(), server_id
+            )
         engine.dispose()
     else:
         cert = pki.issue_leaf(ca, key.public_key(), server_id, server=False)
@@ -168,7 +171,10 @@ def test_certificate_signed_but_never_issued_is_refused(manager: RunningManager,
 
 def test_certificate_from_another_ca_is_refused(manager: RunningManager, tmp_path: Path) -> None:
     rogue = pki.create_ca("rogue CA")
-    with pytest.raises(httpx.HTTPError), _agent_client(manager, tmp_path, rogue, "evil", record=False) as agent:
+    with (
+        pytest.raises(httpx.HTTPError),
+        _agent_client(manager, tmp_path, rogue, "evil", record=False) as agent,
+    ):
         agent.post("/events/ingest", json={"events": []})
     with manager.client() as c:  # and the manager keeps serving
         assert c.get("/health").status_code == 200
@@ -195,3 +201,46 @@ def test_ca_endpoint_matches_cli(manager: RunningManager, admin: httpx.Client) -
     )
     assert body["fingerprint_sha256"] == cli.stdout.strip() == pki.fingerprint(pki.load_cert(manager.ca))
     assert body["certificate_pem"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop"
+
+
+def test_ssh_keys_and_sessions_opened_by_key(
+    manager: RunningManager, admin: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique("keyuser")
+    user_id = create(admin, "users", {"name": name, "password": "key-user-pw-1", "role": "readonly"})
+    with manager.client(user=name, password="key-user-pw-1") as me:
+        added = me.post(f"/users/{user_id}/ssh-keys", json={"public_key": ED25519})
+        assert added.status_code == 201, added.text
+        key = added.json()
+        assert key["fingerprint"].startswith("SHA256:") and key["comment"] == "alice@laptop"
+        assert me.post(f"/users/{user_id}/ssh-keys", json={"public_key": ED25519}).status_code == 409
+        others = admin.get("/users", params={"name": "admin"}).json()["items"][0]["id"]
+        assert me.get(f"/users/{others}/ssh-keys").status_code == 403
+        bad = me.post(f"/users/{user_id}/ssh-keys", json={"public_key": "ssh-ed25519 bm90IGEga2V5"})
+        assert bad.status_code == 400
+        # a user cannot open a session with a key: only the SSH front end (its companion certificate) can
+        r = me.post("/sessions", json={"username": name, "ssh_public_key": ED25519})
+        assert r.status_code == 403
+    ctx = ssl.create_default_context(cafile=str(manager.ca))
+    ctx.load_cert_chain(
+        manager.state_dir / "tls" / "companion.crt", manager.state_dir / "tls" / "companion.key"
+    )
+    with httpx.Client(base_url=manager.base, verify=ctx) as companion:
+        session = companion.post("/sessions", json={"username": name, "ssh_public_key": ED25519})
+        assert session.status_code == 201 and session.json()["user"] == name
+        assert (
+            companion.post("/sessions", json={"username": "admin", "ssh_public_key": ED25519}).status_code
+            == 401
+        )
+        assert companion.get("/vms").status_code == 403  # the companion itself may do nothing else
+    with manager.client(user="") as anon:
+        bearer = {"authorization": f"Bearer {session.json()['token']}"}
+        assert anon.get("/me", headers=bearer).json()["name"] == name
+    assert admin.delete(f"/users/{user_id}/ssh-keys/{key['id']}").status_code == 204
+    with httpx.Client(base_url=manager.base, verify=ctx) as companion:
+        assert (
+            companion.post("/sessions", json={"username": name, "ssh_public_key": ED25519}).status_code == 401
+        )

@@ -148,6 +148,8 @@ class Authenticator:
                 f"the client certificate of server {server_id} is {status}",
                 "enrol the server again (appliance agent enroll) or discover it with its agent password",
             )
+        if server_id.startswith("companion:"):
+            return Principal("companion", server_id, "companion")
         return Principal("agent", f"server:{server_id}", "agent", server_id=server_id)
 
     def _log_refusal(self, cert: x509.Certificate, server_id: str, status: str) -> None:

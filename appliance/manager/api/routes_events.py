@@ -1,5 +1,6 @@
 """/events: paged by id, streamed as Server-Sent Events, acknowledged; agents push theirs here."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -72,7 +73,11 @@ async def stream_events(
             if idle >= 15:
                 yield b": keep-alive\n\n"
                 idle = 0.0
-            await run_in_threadpool(rt.bell.wait, seen, 1.0)
+            # Wait on the bell without holding a worker thread (streams must not starve the API).
+            for _ in range(10):
+                await asyncio.sleep(0.1)
+                if rt.bell.generation != seen:
+                    break
             idle += 1.0
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

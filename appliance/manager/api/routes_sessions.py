@@ -8,13 +8,14 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 from sqlalchemy import delete, select
 from starlette.responses import Response
 
-from appliance.manager.api.auth import Principal, require, token_hash
+from appliance.manager import sshkeys
+from appliance.manager.api.auth import Principal, authenticate, require, token_hash
 from appliance.manager.api.common import runtime
 from appliance.manager.api.responses import JSON
 from appliance.manager.models import SessionCreate
-from appliance.manager.problems import NotFound
+from appliance.manager.problems import Forbidden, NotFound, Unauthorized
 from appliance.manager.resources import new_id
-from appliance.manager.schema import sessions, users
+from appliance.manager.schema import sessions, user_ssh_keys, users
 from appliance.manager.timeutil import iso, utcnow
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -23,7 +24,10 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 @router.post("", status_code=201, summary="Log in: exchange a user name and password for a bearer token")
 def create_session(request: Request, body: Annotated[SessionCreate, Body()]) -> JSON:
     rt = runtime(request)
-    principal = rt.auth.password_login(body.username, body.password)
+    if body.password is not None:
+        principal = rt.auth.password_login(body.username, body.password)
+    else:
+        principal = _key_login(request, body.username, str(body.ssh_public_key))
     token = secrets.token_urlsafe(32)
     now = utcnow()
     expires = now + dt.timedelta(minutes=rt.config.session_ttl_minutes)
@@ -92,3 +96,24 @@ def delete_session(
             raise NotFound(f"no session with id {session_id!r}", "list them with GET /api/v1/sessions")
     rt.auth.cache.drop_session(session_id)
     return Response(status_code=204)
+
+
+def _key_login(request: Request, username: str, key_line: str) -> Principal:
+    """Only the SSH front end (companion certificate) may log a user in by a key it has verified."""
+    caller = authenticate(request)
+    if caller.kind != "companion":
+        raise Forbidden(
+            "only the manager's SSH front end may log users in by SSH key", "log in with a password"
+        )
+    key = sshkeys.parse(key_line)
+    with runtime(request).reader.connect() as conn:
+        row = conn.execute(
+            select(users.c.id, users.c.name, users.c.role)
+            .join(user_ssh_keys, user_ssh_keys.c.user_id == users.c.id)
+            .where(users.c.name == username, user_ssh_keys.c.fingerprint == key.fingerprint)
+        ).first()
+    if row is None:
+        raise Unauthorized(
+            f"{key.fingerprint} is not an SSH key of user {username!r}", "add it with addSshKey"
+        )
+    return Principal("user", row.name, row.role, user_id=row.id)

@@ -29,4 +29,6 @@ def manager_info(request: Request, _: Principal = Depends(require("readonly"))) 
 
 @router.get("/me", summary="Who you are logged in as")
 def me(principal: Principal = Depends(require("readonly"))) -> JSON:
-    return JSON({"name": principal.name, "role": principal.role, "kind": principal.kind})
+    return JSON(
+        {"name": principal.name, "role": principal.role, "kind": principal.kind, "id": principal.user_id}
+    )
