@@ -80,6 +80,13 @@ class WsApi:
         self.http.headers["Authorization"] = f"Bearer {body['token']}"
         self.session_id, self.user, self.role = body["id"], body["user"], body["role"]
 
+    def key_login(self, username: str, public_key: str) -> None:
+        """A session for a user whose SSH key the caller verified; only the manager's SSH front end,
+        holding its companion certificate, may do this."""
+        body = self.request("POST", "/sessions", json={"username": username, "ssh_public_key": public_key})
+        self.http.headers["Authorization"] = f"Bearer {body['token']}"
+        self.session_id, self.user, self.role = body["id"], body["user"], body["role"]
+
     def logout(self) -> None:
         if self.session_id:
             try:

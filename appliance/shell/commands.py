@@ -387,44 +387,58 @@ def do_set(s: Session, a: Args) -> Outcome:
     return Outcome(data=shown, text=output.record(shown))
 
 
-def _keys(s: Session) -> Any:
-    if s.keys is None:
-        raise CommandError(
-            "SSH keys are kept by the manager's SSH shell",
-            "run this over `ssh -p 10000 USER@MANAGER`",
-            code="not_here",
-        )
-    return s.keys
-
-
-def _key_owner(s: Session, a: Args) -> str:
-    user = a.take("user") or s.api.user or ""
-    if user != s.api.user and s.api.role != "admin":
+def _key_owner(s: Session, a: Args) -> tuple[str, str]:
+    """(name, id) of the user whose keys a command manages: you, or with user= (admins) anyone."""
+    me = s.api.request("GET", "/me")
+    user = a.take("user") or me["name"]
+    if user == me["name"]:
+        return user, str(me["id"])
+    if s.api.role != "admin":
         raise CommandError(f"only admins may manage {user}'s keys", "leave out user=", code="forbidden")
-    return user
+    found = s.api.request("GET", "/users", params={"name": user})["items"]
+    if not found:
+        raise CommandError(f"there is no user {user!r}", "list Users shows them", code="not_found")
+    return user, str(found[0]["id"])
+
+
+def _key_row(item: dict[str, Any]) -> dict[str, str]:
+    key_type = str(item["public_key"]).split(" ", 1)[0]
+    return {
+        "fingerprint": item["fingerprint"],
+        "type": key_type,
+        "comment": item["comment"],
+        "id": item["id"],
+    }
 
 
 def do_add_key(s: Session, a: Args) -> Outcome:
     key_line = a.need("key", '"ssh-ed25519 AAAA... comment"')
-    a.finish(["key"])
-    added = _keys(s).add(s.api.user or "", key_line, s.password)
-    return Outcome(data=added, text=f"key {added['fingerprint']} added for {s.api.user}")
+    user, user_id = _key_owner(s, a)
+    a.finish(["key", "user"])
+    added = _key_row(s.api.request("POST", f"/users/{user_id}/ssh-keys", json={"public_key": key_line}))
+    return Outcome(data=added, text=f"key {added['fingerprint']} added for {user}")
 
 
 def do_list_keys(s: Session, a: Args) -> Outcome:
-    user = _key_owner(s, a)
+    user, user_id = _key_owner(s, a)
     a.finish(["user"])
-    items = _keys(s).list(user)
+    items = [_key_row(i) for i in s.api.request("GET", f"/users/{user_id}/ssh-keys")["items"]]
     text = output.table(items, ("fingerprint", "type", "comment")) if items else f"{user} has no SSH keys"
     return Outcome(data={"items": items, "total": len(items)}, text=text)
 
 
 def do_delete_key(s: Session, a: Args) -> Outcome:
-    user = _key_owner(s, a)
     fingerprint = a.need("fingerprint", "SHA256:...")
+    user, user_id = _key_owner(s, a)
     a.finish(["fingerprint", "user"])
-    removed = _keys(s).remove(user, fingerprint)
-    return Outcome(data=removed, text=f"key {removed['fingerprint']} of {user} deleted")
+    items = [_key_row(i) for i in s.api.request("GET", f"/users/{user_id}/ssh-keys")["items"]]
+    match = [i for i in items if i["fingerprint"] == fingerprint]
+    if not match:
+        raise CommandError(
+            f"{user} has no key {fingerprint}", "listSshKey shows the fingerprints", code="not_found"
+        )
+    s.api.request("DELETE", f"/users/{user_id}/ssh-keys/{match[0]['id']}")
+    return Outcome(data=match[0], text=f"key {fingerprint} of {user} deleted")
 
 
 def do_exit(s: Session, a: Args) -> Outcome:
@@ -446,60 +460,130 @@ class Command:
 def _commands() -> list[Command]:
     sel = "TYPE id=ID|name=NAME"
     return [
-        Command("list", "list TYPE [FILTER=VALUE ...] [limit=N]", "list objects (filters: equality)", do_list, True),
+        Command(
+            "list",
+            "list TYPE [FILTER=VALUE ...] [limit=N]",
+            "list objects (filters: equality)",
+            do_list,
+            True,
+        ),
         Command("show", f"show {sel}", "show one object", do_show, True),
-        Command("create", "create TYPE ATTR=VALUE ...", "create an object (a job)", do_create, True, job=True),
+        Command(
+            "create", "create TYPE ATTR=VALUE ...", "create an object (a job)", do_create, True, job=True
+        ),
         Command("edit", f"edit {sel} ATTR=VALUE ...", "change an object (a job)", do_edit, True, job=True),
         Command("delete", f"delete {sel}", "delete an object (a job)", do_delete, True, job=True),
         Command(
-            "start", "start Vm id=ID|name=NAME [server=NAME|ID]", "start a VM (on its server, the one named, or the least loaded) (a job)",
-            vm_action("start", None), True, attrs=("server",), job=True,
+            "start",
+            "start Vm id=ID|name=NAME [server=NAME|ID]",
+            "start a VM (on its server, the one named, or the least loaded) (a job)",
+            vm_action("start", None),
+            True,
+            attrs=("server",),
+            job=True,
         ),
         Command(
-            "stop", "stop Vm id=ID|name=NAME", "shut a VM down cleanly (a job)",
-            vm_action("stop", {"force": False}), True, job=True,
+            "stop",
+            "stop Vm id=ID|name=NAME",
+            "shut a VM down cleanly (a job)",
+            vm_action("stop", {"force": False}),
+            True,
+            job=True,
         ),
         Command(
-            "kill", "kill Vm id=ID|name=NAME", "power a VM off at once (a job)",
-            vm_action("stop", {"force": True}), True, job=True,
+            "kill",
+            "kill Vm id=ID|name=NAME",
+            "power a VM off at once (a job)",
+            vm_action("stop", {"force": True}),
+            True,
+            job=True,
         ),
         Command(
-            "discoverServer", "discoverServer ipAddress=ADDRESS password=AGENT_PASSWORD [name=NAME] [agentPort=8899]",
-            "discover a server by its agent password and take ownership (a job)", do_discover,
-            attrs=("ipAddress", "password", "name", "agentPort"), job=True,
+            "discoverServer",
+            "discoverServer ipAddress=ADDRESS password=AGENT_PASSWORD [name=NAME] [agentPort=8899]",
+            "discover a server by its agent password and take ownership (a job)",
+            do_discover,
+            attrs=("ipAddress", "password", "name", "agentPort"),
+            job=True,
         ),
         Command(
-            "releaseServer", "releaseServer id=ID|name=NAME [force=true]",
+            "releaseServer",
+            "releaseServer id=ID|name=NAME [force=true]",
             "release ownership of a server; force=true also when its agent does not answer (a job)",
-            do_release, attrs=("id", "name", "address", "force"), job=True,
+            do_release,
+            attrs=("id", "name", "address", "force"),
+            job=True,
         ),
-        Command("refresh", "refresh Server id=ID|name=NAME", "rebuild the manager's view of a server from its agent (a job)", do_refresh, True, job=True),
+        Command(
+            "refresh",
+            "refresh Server id=ID|name=NAME",
+            "rebuild the manager's view of a server from its agent (a job)",
+            do_refresh,
+            True,
+            job=True,
+        ),
         Command("refreshAll", "refreshAll", "refresh every server (a job)", do_refresh_all, job=True),
-        Command("abort", "abort Job id=ID", "abort a queued job or ask a running one to stop", do_abort, True),
-        Command("ackEvent", "ackEvent id=ID", "acknowledge an event (a job)", do_ack, attrs=("id",), job=True),
+        Command(
+            "abort", "abort Job id=ID", "abort a queued job or ask a running one to stop", do_abort, True
+        ),
+        Command(
+            "ackEvent", "ackEvent id=ID", "acknowledge an event (a job)", do_ack, attrs=("id",), job=True
+        ),
         Command("backupDb", "backupDb", "back the manager database up now (a job)", do_backup, job=True),
         Command("getDbBackupConfig", "getDbBackupConfig", "show the backup schedule", do_get_backup_config),
         Command(
-            "setDbBackupConfig", "setDbBackupConfig [interval=MINUTES] [keep=COUNT]",
-            "change the backup schedule (a job)", do_set_backup_config, attrs=("interval", "keep"), job=True,
+            "setDbBackupConfig",
+            "setDbBackupConfig [interval=MINUTES] [keep=COUNT]",
+            "change the backup schedule (a job)",
+            do_set_backup_config,
+            attrs=("interval", "keep"),
+            job=True,
         ),
         Command(
-            "createEnrollmentToken", "createEnrollmentToken [ttl=24h] [uses=N]",
-            "make a one-time token servers enrol with at install time", do_enrollment_token,
-            attrs=("ttl", "uses"), job=True,
-        ),
-        Command("showCaFingerprint", "showCaFingerprint", "the manager CA's SHA-256 fingerprint", do_ca_fingerprint),
-        Command("addSshKey", 'addSshKey key="TYPE BASE64 [COMMENT]"', "let this key log you in over SSH", do_add_key, attrs=("key",)),
-        Command("listSshKey", "listSshKey [user=NAME]", "your SSH keys (admins: anyone's)", do_list_keys, attrs=("user",)),
-        Command(
-            "deleteSshKey", "deleteSshKey fingerprint=SHA256:... [user=NAME]", "remove an SSH key",
-            do_delete_key, attrs=("fingerprint", "user"),
+            "createEnrollmentToken",
+            "createEnrollmentToken [ttl=24h] [uses=N]",
+            "make a one-time token servers enrol with at install time",
+            do_enrollment_token,
+            attrs=("ttl", "uses"),
+            job=True,
         ),
         Command(
-            "set", "set [outputMode=text|json] [wait=true|false]", "session settings (no attributes: show them)",
-            do_set, attrs=("outputMode", "wait"),
+            "showCaFingerprint",
+            "showCaFingerprint",
+            "the manager CA's SHA-256 fingerprint",
+            do_ca_fingerprint,
         ),
-        Command("help", "help [COMMAND [TYPE]]", "list the commands, or explain one", do_exit),  # engine answers help
+        Command(
+            "addSshKey",
+            'addSshKey key="TYPE BASE64 [COMMENT]" [user=NAME]',
+            "let this key log you in over SSH",
+            do_add_key,
+            attrs=("key", "user"),
+        ),
+        Command(
+            "listSshKey",
+            "listSshKey [user=NAME]",
+            "your SSH keys (admins: anyone's)",
+            do_list_keys,
+            attrs=("user",),
+        ),
+        Command(
+            "deleteSshKey",
+            "deleteSshKey fingerprint=SHA256:... [user=NAME]",
+            "remove an SSH key",
+            do_delete_key,
+            attrs=("fingerprint", "user"),
+        ),
+        Command(
+            "set",
+            "set [outputMode=text|json] [wait=true|false]",
+            "session settings (no attributes: show them)",
+            do_set,
+            attrs=("outputMode", "wait"),
+        ),
+        Command(
+            "help", "help [COMMAND [TYPE]]", "list the commands, or explain one", do_exit
+        ),  # engine answers help
         Command("exit", "exit", "end the session", do_exit),
         Command("quit", "quit", "end the session", do_exit),
     ]

@@ -35,6 +35,7 @@ class CompanionConfig:
     tls_key: Path
     cli_listen: tuple[str, int] | None
     legacy_listen: tuple[str, int] | None
+    companion_cert: tuple[Path, Path] | None = None  # the manager's companion certificate (key logins)
 
 
 def loopback_url(listen: str) -> str:
@@ -83,14 +84,19 @@ class CliCompanion:
         from appliance.shell.gate import Gate
 
         c = self.config
-        gate = Gate(c.api_url, c.ca_file, c.state_root)
+        gate = Gate(c.api_url, c.ca_file, c.state_root, c.companion_cert)
         if c.cli_listen is not None:
             host, port = c.cli_listen
             try:
                 self.servers.append(await sshd.start(gate, host, port))
                 log.info("CLI over SSH on %s:%d", host, port)
             except OSError as err:
-                log.error("the CLI over SSH cannot listen on %s:%d: %s; the manager goes on without it", host, port, err)
+                log.error(
+                    "the CLI over SSH cannot listen on %s:%d: %s; the manager goes on without it",
+                    host,
+                    port,
+                    err,
+                )
         if c.legacy_listen is not None:
             host, port = c.legacy_listen
             try:
@@ -135,6 +141,7 @@ def attach(app: Any, rt: Any, options: Any) -> Callable[[], None] | None:
             tls_key=paths.server_key,
             cli_listen=cli,
             legacy_listen=legacy,
+            companion_cert=(paths.companion_cert, paths.companion_key),
         )
     )
     companion.start()

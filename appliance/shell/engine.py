@@ -59,14 +59,19 @@ class Engine(Session):
             command = COMMANDS.get(parsed.verb.lower())
             if command is None:
                 raise CommandError(
-                    f"unknown command {parsed.verb!r}", "`help` lists the commands", code="unknown_command", usage=True
+                    f"unknown command {parsed.verb!r}",
+                    "`help` lists the commands",
+                    code="unknown_command",
+                    usage=True,
                 )
             args = Args(command.name, parsed)
             if command.name != "set":
                 asked = args.take("output_mode")
                 if asked is not None:
                     if asked.lower() not in ("text", "json"):
-                        raise CommandError(f"outputMode={asked!r} is not text or json", "outputMode=json", usage=True)
+                        raise CommandError(
+                            f"outputMode={asked!r} is not text or json", "outputMode=json", usage=True
+                        )
                     mode = asked.lower()
             if command.job:
                 wait = args.take("wait")
@@ -84,7 +89,9 @@ class Engine(Session):
             log.exception("command %r failed", words)
             outcome = Outcome(
                 status=1,
-                error=CommandError(f"internal error ({type(err).__name__}: {err})", "see the log", code="internal"),
+                error=CommandError(
+                    f"internal error ({type(err).__name__}: {err})", "see the log", code="internal"
+                ),
             )
         outcome.mode = mode
         return outcome
@@ -126,7 +133,9 @@ class Engine(Session):
             return Outcome(data={"commands": rows}, text=text)
         command = COMMANDS.get(name.lower())
         if command is None:
-            raise CommandError(f"unknown command {name!r}", "`help` lists the commands", code="unknown_command", usage=True)
+            raise CommandError(
+                f"unknown command {name!r}", "`help` lists the commands", code="unknown_command", usage=True
+            )
         t = object_type(command.name, type_word) if command.typed and type_word else None
         if t is not None:
             _ = self.schema  # fetch once so the attributes come from the live manager
@@ -139,7 +148,12 @@ class Engine(Session):
             lines += [f"  {f}" for f in fields]
         elif t is None and command.typed:
             lines.append(f"`help {command.name} TYPE` lists the attributes")
-        data = {"command": command.name, "usage": command.usage, "summary": command.summary, "attributes": fields}
+        data = {
+            "command": command.name,
+            "usage": command.usage,
+            "summary": command.summary,
+            "attributes": fields,
+        }
         return Outcome(data=data, text="\n".join(lines))
 
     def _fields(self, command: Command, t: ObjectType | None) -> list[str]:

@@ -6,9 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance.shell.api import ApiError, CommandError, WsApi, ca_context
+from appliance.shell.api import ApiError, WsApi, ca_context
 from appliance.shell.ratelimit import FailedLogins
-from appliance.shell.sshkeys import SshKeys
 
 log = logging.getLogger("appliance.shell.login")
 
@@ -25,11 +24,9 @@ class LoginRefused(Exception):
 class Gate:
     api_url: str  # the WS-API over loopback
     ca_file: Path  # the manager CA
-    state_root: Path  # STATE_DIR/cli: host key, SSH keys
+    state_root: Path  # STATE_DIR/cli: the SSH host key
+    companion_cert: tuple[Path, Path] | None = None  # lets the SSH front end open sessions by key
     limiter: FailedLogins = field(default_factory=FailedLogins)
-
-    def __post_init__(self) -> None:
-        self.keys = SshKeys(self.state_root)
 
     def new_api(self) -> WsApi:
         return WsApi(self.api_url, ca_context(self.ca_file))
@@ -62,26 +59,27 @@ class Gate:
             raise LoginRefused(f"the manager cannot check logins now: {err.message}") from None
         self.limiter.succeeded(peer)
         log.info("%s login: user %r from %s", front, user, peer)
-        try:
-            self.keys.password_login(user, password)
-        except (OSError, CommandError) as err:
-            log.error("could not update the stored SSH-key credential of %r: %s", user, err)
         return api
 
-    def key_login(self, user: str, peer: str) -> WsApi:
-        """A WS-API session for a user whose SSH key was accepted, with their sealed credential."""
-        password = self.keys.credential(user)
-        if password is None:
-            raise LoginRefused("no stored credential for your key: log in with your password and run addSshKey")
-        api = self.new_api()
+    def key_login(self, user: str, public_key: str, peer: str) -> WsApi:
+        """A WS-API session for ``user`` if ``public_key`` is one of their keys in the manager.
+
+        asyncssh checks the client's signature with this key before the login completes; the
+        manager checks that the key is the user's and that we are its SSH front end."""
+        self.check_not_locked("SSH", user, peer)
+        if self.companion_cert is None:
+            raise LoginRefused("key logins are not available")
+        tls = ca_context(self.ca_file)
+        tls.load_cert_chain(*self.companion_cert)
+        api = WsApi(self.api_url, tls)
         try:
-            api.login(user, password)
+            api.key_login(user, public_key)
         except ApiError as err:
             api.close()
-            log.warning("SSH key login as %r from %s: the stored credential was refused: %s", user, peer, err)
-            raise LoginRefused(
-                "your key was accepted but the manager refused the stored credential (password changed?): "
-                "log in once with your password to renew it"
-            ) from None
+            if err.status in (400, 401, 403):
+                log.warning("SSH key login as %r from %s refused: %s", user, peer, err.message)
+                raise LoginRefused("that key is not registered for this user") from None
+            log.error("SSH key login as %r from %s: the WS-API failed: %s", user, peer, err)
+            raise LoginRefused(f"the manager cannot check logins now: {err.message}") from None
         log.info("SSH key login: user %r from %s", user, peer)
         return api

@@ -41,11 +41,15 @@ def ok(data: Any) -> bytes:
 
 
 def err(code: str, message: str) -> bytes:
-    return b"ERR " + output.as_json({"error": {"code": code, "message": message}}, compact=True).encode() + b"\n"
+    return (
+        b"ERR " + output.as_json({"error": {"code": code, "message": message}}, compact=True).encode() + b"\n"
+    )
 
 
 class LegacyConnection:
-    def __init__(self, gate: Gate, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws_api: str) -> None:
+    def __init__(
+        self, gate: Gate, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws_api: str
+    ) -> None:
         self.gate, self.reader, self.writer, self.ws_api = gate, reader, writer, ws_api
         peer = writer.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
@@ -67,7 +71,9 @@ class LegacyConnection:
                     self.writer.write(err("idle", f"no command for {IDLE_SECONDS:.0f} s; closing"))
                     break
                 except (ValueError, asyncio.LimitOverrunError):
-                    self.writer.write(err("line_too_long", f"a line may be at most {MAX_LINE} bytes; closing"))
+                    self.writer.write(
+                        err("line_too_long", f"a line may be at most {MAX_LINE} bytes; closing")
+                    )
                     break
                 if not raw:
                     break

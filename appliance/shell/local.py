@@ -27,7 +27,8 @@ def _password(args: argparse.Namespace) -> str:
             return args.password_file.read_text().splitlines()[0]
         except (OSError, IndexError) as err:
             raise UsageError(
-                f"cannot read a password from {args.password_file}: {err}", "put the password on its first line"
+                f"cannot read a password from {args.password_file}: {err}",
+                "put the password on its first line",
             ) from None
     if os.environ.get("APPLIANCE_PASSWORD"):
         return os.environ["APPLIANCE_PASSWORD"]
@@ -101,8 +102,10 @@ def interactive(engine: Engine) -> int:
         except OSError:
             pass
     _ = engine.schema  # completion uses the live attribute names
-    print(f"Appliance manager CLI: {engine.api.user} ({engine.api.role}) at {engine.api.url}. "
-          "`help` lists the commands, Tab completes, `exit` leaves.")
+    print(
+        f"Appliance manager CLI: {engine.api.user} ({engine.api.role}) at {engine.api.url}. "
+        "`help` lists the commands, Tab completes, `exit` leaves."
+    )
     try:
         while True:
             try:
@@ -158,17 +161,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"the manager's WS-API (default $APPLIANCE_MANAGER or {DEFAULT_MANAGER})",
     )
     p.add_argument(
-        "--user", default=os.environ.get("APPLIANCE_USER", "admin"), help="manager user (default $APPLIANCE_USER or admin)"
+        "--user",
+        default=os.environ.get("APPLIANCE_USER", "admin"),
+        help="manager user (default $APPLIANCE_USER or admin)",
     )
     p.add_argument(
-        "--password-file", type=Path, metavar="FILE", help="read the password from FILE (else $APPLIANCE_PASSWORD or a prompt)"
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="read the password from FILE (else $APPLIANCE_PASSWORD or a prompt)",
     )
     p.add_argument(
-        "--ca", default=os.environ.get("APPLIANCE_CA"), metavar="FILE",
+        "--ca",
+        default=os.environ.get("APPLIANCE_CA"),
+        metavar="FILE",
         help="the manager CA certificate (default $APPLIANCE_CA, else STATE_DIR/tls/ca.crt)",
     )
     p.add_argument(
-        "--state-dir", default=str(DEFAULT_STATE_DIR), metavar="DIR",
+        "--state-dir",
+        default=str(DEFAULT_STATE_DIR),
+        metavar="DIR",
         help=f"a local manager's state directory, for its CA (default {DEFAULT_STATE_DIR})",
     )
     p.add_argument("--json", action="store_true", help="JSON output (like `set outputMode=json`)")

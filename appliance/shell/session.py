@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from appliance.shell import output
@@ -40,19 +40,13 @@ class Outcome:
         if self.error is not None:
             if self.mode == "json":
                 return "", output.as_json({**self.error.as_json(), **self.extra})
-            lines = [f"Error: {self.error.message}"] + ([f"Hint: {self.error.hint}"] if self.error.hint else [])
+            lines = [f"Error: {self.error.message}"] + (
+                [f"Hint: {self.error.hint}"] if self.error.hint else []
+            )
             return "", "\n".join(lines)
         if self.mode == "json":
             return ("" if self.data is None else output.as_json(self.data)), ""
         return self.text, ""
-
-
-class SshKeyStore(Protocol):
-    """Authorized keys per user (only the SSH front end has one)."""
-
-    def add(self, user: str, key_line: str, password: str | None) -> dict[str, str]: ...
-    def list(self, user: str) -> list[dict[str, str]]: ...
-    def remove(self, user: str, fingerprint: str) -> dict[str, str]: ...
 
 
 def segment(value: str) -> str:
@@ -64,14 +58,10 @@ class Session:
         self,
         api: WsApi,
         *,
-        keys: SshKeyStore | None = None,
-        password: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.api = api
         self.settings = Settings()
-        self.keys = keys
-        self.password = password  # only for sealing a key login's credential (addSshKey)
         self.progress = progress or (lambda _line: None)
         self.cancel = threading.Event()
         self.wait_override: bool | None = None  # a command's own wait=

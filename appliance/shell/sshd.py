@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from pathlib import Path
 from typing import Any, cast
@@ -20,7 +21,6 @@ from appliance.shell.api import WsApi
 from appliance.shell.engine import Engine, common_prefix, exit_status
 from appliance.shell.gate import Gate, LoginRefused
 from appliance.shell.session import Outcome
-from appliance.shell.sshkeys import ensure_dir
 
 log = logging.getLogger(__name__)
 PROMPT = "appliance> "
@@ -29,7 +29,8 @@ HOST_KEY_NAME = "ssh_host_ed25519_key"
 
 def ensure_host_key(state_root: Path) -> Path:
     """The server's host key, made at first start and kept (clients pin it in known_hosts)."""
-    ensure_dir(state_root)
+    state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state_root, 0o700)
     path = state_root / HOST_KEY_NAME
     if not path.exists():
         key = asyncssh.generate_private_key("ssh-ed25519")
@@ -62,7 +63,9 @@ class CliServer(asyncssh.SSHServer):
     def begin_auth(self, username: str) -> bool:
         left = self.gate.limiter.locked_for(self.peer)
         if left and self.conn is not None:
-            self.conn.send_auth_banner(f"too many failed logins from {self.peer}; try again in {int(left) + 1} s\n")
+            self.conn.send_auth_banner(
+                f"too many failed logins from {self.peer}; try again in {int(left) + 1} s\n"
+            )
         return True
 
     def password_auth_supported(self) -> bool:
@@ -80,16 +83,22 @@ class CliServer(asyncssh.SSHServer):
         return True
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        if self.gate.limiter.locked_for(self.peer):
+        # A session is opened now; if the client then fails to sign with this key, asyncssh refuses
+        # the login and connection_lost ends the session.
+        public_key = key.export_public_key("openssh").decode().strip()
+        try:
+            api = await asyncio.to_thread(self.gate.key_login, username, public_key, self.peer)
+        except LoginRefused:
             return False
-        accepted = await asyncio.to_thread(self.gate.keys.accepts, username, key)
-        if accepted:
-            self.user = username  # the WS-API session is opened once the key's signature checked out
-        return accepted
+        if self.api is not None:
+            old, self.api = self.api, None
+            await asyncio.to_thread(old.close)
+        self.api, self.user, self.password = api, username, None
+        return True
 
     async def session_api(self) -> WsApi:
         if self.api is None:
-            self.api = await asyncio.to_thread(self.gate.key_login, self.user, self.peer)
+            raise LoginRefused("not logged in")
         return self.api
 
 
@@ -120,7 +129,7 @@ async def run_session(process: asyncssh.SSHServerProcess) -> None:
         stream = process.stdout if terminal else process.stderr
         loop.call_soon_threadsafe(stream.write, line + "\n")
 
-    engine = Engine(api, keys=server.gate.keys, password=server.password, progress=progress)
+    engine = Engine(api, progress=progress)
     if process.command is not None:
         outcomes = await asyncio.to_thread(engine.run_line, process.command)
         for outcome in outcomes:

@@ -67,7 +67,12 @@ TYPES: dict[str, ObjectType] = {
 }
 
 # Attributes that name another object: `server=NAME` stands for `server_id=ID`.
-REFERENCES = {"server": "server", "pool": "serverpool", "server_pool": "serverpool", "repository": "repository"}
+REFERENCES = {
+    "server": "server",
+    "pool": "serverpool",
+    "server_pool": "serverpool",
+    "repository": "repository",
+}
 
 
 def types_for(verb: str) -> list[ObjectType]:

@@ -18,7 +18,11 @@ from tests.shell.conftest import CliManager
 
 
 def cli(
-    mgr: CliManager, tmp_path: Path, *words: str, password: str = ADMIN_PASSWORD, options: tuple[str, ...] = ()
+    mgr: CliManager,
+    tmp_path: Path,
+    *words: str,
+    password: str = ADMIN_PASSWORD,
+    options: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     pw = tmp_path / "password"
     pw.write_text(password + "\n")
@@ -28,7 +32,9 @@ def cli(
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-def test_one_shot_commands_in_text_and_json(cli_manager: CliManager, api: httpx.Client, tmp_path: Path) -> None:
+def test_one_shot_commands_in_text_and_json(
+    cli_manager: CliManager, api: httpx.Client, tmp_path: Path
+) -> None:
     name = unique("vm")
     made = cli(cli_manager, tmp_path, "create", "Vm", f"name={name}", "description=made locally")
     assert made.returncode == 0, made.stderr
@@ -57,8 +63,8 @@ def test_failures_have_messages_and_non_zero_status(cli_manager: CliManager, tmp
     assert wrong.returncode == 1 and "wrong user name or password" in wrong.stderr
     no_ca = cli(cli_manager, tmp_path, "list", "Vm", options=("--ca", str(tmp_path / "nope.crt")))
     assert no_ca.returncode == 2 and "pass --ca FILE" in no_ca.stderr
-    keys = cli(cli_manager, tmp_path, "listSshKey")
-    assert keys.returncode == 1 and "SSH keys are kept by the manager's SSH shell" in keys.stderr
+    keys = cli(cli_manager, tmp_path, "addSshKey", "key=ssh-ed25519 bm90LWEta2V5")
+    assert keys.returncode == 1 and "not an SSH public key" in keys.stderr
 
     closed = dbserver.free_tcp_port()
     argv = [sys.executable, "-m", "appliance", "cli", "--manager", f"https://127.0.0.1:{closed}"]
