@@ -16,7 +16,14 @@ STATE_HELP = "the manager's state directory (config, CA and certificates, backup
 def _init(args: argparse.Namespace) -> int:
     from appliance.manager.setup import init
 
-    result = init(args.state_dir, args.db_url, args.admin_password_file, args.name or [], args.keep_identity)
+    result = init(
+        args.state_dir,
+        args.db_url,
+        args.admin_password_file,
+        args.name or [],
+        args.keep_identity,
+        args.start_db,
+    )
     print(f"manager {result.manager_uuid} initialised in {args.state_dir}")
     print(f"schema revision: {result.schema_revision}")
     print(f"CA fingerprint (SHA-256): {result.ca_fingerprint}")
@@ -111,6 +118,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="the state dir exists (UUID, CA): give it a new, empty database, e.g. after losing the old one; "
         "then POST /api/v1/servers/refresh-all rebuilds servers and VMs from the agents",
+    )
+    p.add_argument(
+        "--start-db",
+        type=Path,
+        metavar="DATADIR",
+        help="for installers: run a private MariaDB on DATADIR (e.g. /var/lib/mysql of the new host) while "
+        "initialising, creating the database and user of --db-url in it",
     )
     p.set_defaults(func=_init)
 

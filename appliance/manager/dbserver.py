@@ -46,10 +46,21 @@ class MariaDBInstance:
     basedir: Path
     port: int
     host: str = "127.0.0.1"
+    data: Path | None = None  # the datadir, if not basedir/data (e.g. an installed host's /var/lib/mysql)
+    run_as: str | None = None  # system user for mariadbd (default: root when we are root)
+    networking: bool = True  # False: the socket only
+    socket_auth: bool = (
+        False  # root logs in by unix socket credentials, as Debian sets it up (installed hosts)
+    )
 
     @property
     def datadir(self) -> Path:
-        return self.basedir / "data"
+        return self.data or self.basedir / "data"
+
+    def user_option(self) -> list[str]:
+        if self.run_as:
+            return [f"--user={self.run_as}"]
+        return ["--user=root"] if os.geteuid() == 0 else []
 
     @property
     def socket_path(self) -> Path:
@@ -79,11 +90,10 @@ def _install_datadir(inst: MariaDBInstance) -> None:
         _find_binary("mariadb-install-db"),
         "--no-defaults",
         f"--datadir={inst.datadir}",
-        "--auth-root-authentication-method=normal",
+        f"--auth-root-authentication-method={'socket' if inst.socket_auth else 'normal'}",
         "--skip-test-db",
+        *inst.user_option(),
     ]
-    if os.geteuid() == 0:
-        cmd.append("--user=root")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ExternalCommandError(
@@ -101,8 +111,11 @@ def start(inst: MariaDBInstance, *, timeout: float = 60.0) -> subprocess.Popen[b
         f"--datadir={inst.datadir}",
         f"--socket={inst.socket_path}",
         f"--pid-file={inst.pid_file}",
-        f"--port={inst.port}",
-        f"--bind-address={inst.host}",
+        *(
+            [f"--port={inst.port}", f"--bind-address={inst.host}"]
+            if inst.networking
+            else ["--skip-networking"]
+        ),
         f"--log-error={inst.log_file}",
         "--innodb-buffer-pool-size=256M",
         "--innodb-log-file-size=128M",
@@ -111,9 +124,8 @@ def start(inst: MariaDBInstance, *, timeout: float = 60.0) -> subprocess.Popen[b
         "--character-set-server=utf8mb4",
         "--collation-server=utf8mb4_unicode_ci",
         "--skip-name-resolve",
+        *inst.user_option(),
     ]
-    if os.geteuid() == 0:
-        cmd.append("--user=root")
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -127,10 +139,9 @@ def start(inst: MariaDBInstance, *, timeout: float = 60.0) -> subprocess.Popen[b
                 f"see {inst.log_file}; is port {inst.port} already in use?",
             )
         try:
-            conn = mysql.connector.connect(unix_socket=str(inst.socket_path), user="root", password="")
-            conn.close()
+            _ping(inst)
             return proc
-        except mysql.connector.Error as err:
+        except (mysql.connector.Error, OSError) as err:
             last_error = err
             time.sleep(0.2)
     proc.terminate()
@@ -139,15 +150,52 @@ def start(inst: MariaDBInstance, *, timeout: float = 60.0) -> subprocess.Popen[b
     )
 
 
+def _ping(inst: MariaDBInstance) -> None:
+    if inst.socket_auth:  # the server answers its socket once it is ready for clients
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(inst.socket_path))
+            if not sock.recv(4):
+                raise OSError("mariadbd closed the connection")
+        return
+    mysql.connector.connect(unix_socket=str(inst.socket_path), user="root", password="").close()
+
+
 def _check_identifier(name: str) -> str:
     if not IDENTIFIER.fullmatch(name):
         raise DatabaseError(f"invalid database name {name!r}", "use letters, digits and underscores only")
     return name
 
 
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def create_database(inst: MariaDBInstance, database: str, user: str, password: str) -> None:
     """Create a database and a user that owns it (idempotent)."""
     _check_identifier(database)
+    if inst.socket_auth:  # only MariaDB's own client speaks unix_socket authentication
+        statements = [
+            f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        ]
+        for host in ("localhost", "127.0.0.1"):
+            account = f"{_sql_string(user)}@{_sql_string(host)}"
+            statements += [
+                f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {_sql_string(password)}",
+                f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account}",
+            ]
+        proc = subprocess.run(
+            [_find_binary("mariadb"), "--no-defaults", f"--socket={inst.socket_path}", "-u", "root"],
+            input=";\n".join(statements) + ";\n",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise DatabaseError(
+                f"creating database {database} failed: {proc.stderr.strip()[-500:]}", f"see {inst.log_file}"
+            )
+        return
     conn = mysql.connector.connect(unix_socket=str(inst.socket_path), user="root", password="")
     try:
         cur = conn.cursor()

@@ -16,7 +16,7 @@ from appliance.errors import ConfigError, UsageError
 from appliance.manager import migrate
 from appliance.manager.config import ManagerConfig, StatePaths, load_config, save_config
 from appliance.manager.database import check_connection, make_engine
-from appliance.manager.dburl import parse_db_url
+from appliance.manager.dburl import DatabaseURL, parse_db_url
 from appliance.manager.passwords import check_policy, hash_password
 from appliance.manager.schema import settings, users
 from appliance.manager.timeutil import utcnow
@@ -69,8 +69,15 @@ def init(
     admin_password_file: Path,
     names: list[str] | None = None,
     keep_identity: bool = False,
+    start_db: Path | None = None,
 ) -> InitResult:
-    """Set up a manager; with ``keep_identity`` an existing state dir (UUID, CA) gets a new database."""
+    """Set up a manager; with ``keep_identity`` an existing state dir (UUID, CA) gets a new database.
+
+    With ``start_db`` (installers) a private mariadbd runs on that datadir for the duration of init,
+    as the `mysql` user with root on socket authentication like Debian's own; the database and user
+    of ``db_url`` are created in it, and ``db_url`` is what the installed host will use at run time."""
+    if start_db is not None:
+        return _init_with_private_db(state_dir, db_url, admin_password_file, names, keep_identity, start_db)
     paths = StatePaths(state_dir)
     if paths.config.exists() and not keep_identity:
         raise ConfigError(
@@ -127,3 +134,55 @@ def upgrade(state_dir: Path) -> tuple[str | None, str]:
         return migrate.upgrade(engine)
     finally:
         engine.dispose()
+
+
+def _init_with_private_db(
+    state_dir: Path,
+    db_url: str,
+    admin_password_file: Path,
+    names: list[str] | None,
+    keep_identity: bool,
+    datadir: Path,
+) -> InitResult:
+    import pwd
+    import tempfile
+
+    from appliance.manager import dbserver
+
+    read_password_file(admin_password_file)
+    url = parse_db_url(db_url)
+    try:
+        pwd.getpwnam("mysql")
+        run_as: str | None = "mysql"
+    except KeyError:
+        run_as = None
+    with tempfile.TemporaryDirectory(prefix="appliance-initdb-") as tmp:
+        base = Path(tmp)
+        if run_as:
+            import shutil
+
+            shutil.chown(base, run_as, run_as)
+        datadir.mkdir(parents=True, exist_ok=True)
+        if run_as:
+            shutil.chown(datadir, run_as, run_as)
+        inst = dbserver.MariaDBInstance(
+            base, 0, data=datadir, run_as=run_as, networking=False, socket_auth=True
+        )
+        proc = dbserver.start(inst)
+        try:
+            dbserver.create_database(inst, url.database, url.user, url.password)
+            private = dataclasses.replace(url, unix_socket=str(inst.socket_path))
+            result = init(state_dir, _as_url(private), admin_password_file, names, keep_identity)
+        finally:
+            dbserver.stop(proc)
+    # the host will reach the database through its own socket
+    paths = StatePaths(state_dir)
+    save_config(paths, dataclasses.replace(load_config(paths), db_url=db_url))
+    return result
+
+
+def _as_url(url: DatabaseURL) -> str:
+    from urllib.parse import quote
+
+    base = f"mysql://{quote(url.user, safe='')}:{quote(url.password, safe='')}@{url.host}:{url.port}/{url.database}"
+    return f"{base}?unix_socket={url.unix_socket}" if url.unix_socket else base
