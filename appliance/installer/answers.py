@@ -16,7 +16,7 @@ ROLES: tuple[Role, ...] = ("manager", "server")
 FinishAction = Literal["reboot", "poweroff", "halt", "none"]
 
 # Where the manager's database lives: its own filesystem so a full disk elsewhere cannot stop it.
-MANAGER_DB_MOUNTPOINT = "/var/lib/appliance/db"
+MANAGER_DB_MOUNTPOINT = "/var/lib/mysql"  # MariaDB's datadir on its own filesystem
 MANAGER_STATE_DIR = "/var/lib/appliance/manager"
 AGENT_STATE_DIR = "/var/lib/appliance/agent"
 
@@ -37,7 +37,7 @@ class NetworkAnswers:
 class PartitionAnswer:
     """A partition the user asked for beyond the fixed boot partitions (kickstart ``part``)."""
 
-    mountpoint: str  # "/", "/var/lib/appliance/db", "swap", ...
+    mountpoint: str  # "/", "/var/lib/mysql", "swap", ...
     size_mib: int
     grow: bool = False
     fstype: str = "ext4"

@@ -14,7 +14,7 @@ from appliance.installer.answers import AGENT_STATE_DIR, MANAGER_DB_MOUNTPOINT, 
 from appliance.installer.runner import InstallLog, run
 
 ADMIN_PASSWORD_FILE = "root/.appliance-admin-password"
-DB_SOCKET = "/run/appliance-db.sock"
+DB_SOCKET = "/run/mysqld/mysqld.sock"  # Debian's MariaDB service
 
 
 def chroot(target: Path, *cmd: str) -> list[str]:
@@ -40,6 +40,7 @@ def manager_db_url(password: str) -> str:
 def manager_init_cmd(target: Path, answers: Answers, db_password: str) -> list[str]:
     cmd = chroot(target, "appliance", "manager", "init", "--state-dir", MANAGER_STATE_DIR,
                  "--db-url", manager_db_url(db_password), "--admin-password-file", "/" + ADMIN_PASSWORD_FILE,
+                 "--start-db", MANAGER_DB_MOUNTPOINT,
                  "--name", answers.hostname)
     if answers.network.address:
         cmd += ["--name", answers.network.address]

@@ -170,10 +170,10 @@ def test_manager_install_gives_the_database_its_own_filesystem(loop_disk, tmp_pa
     _mount(f"{loop_disk}p4", mnt)
     try:
         fstab = (mnt / "etc/fstab").read_text()
-        assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /var/lib/appliance/db  ext4" in fstab
+        assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /var/lib/mysql  ext4" in fstab
         calls = (mnt / "var/lib/appliance/calls.log").read_text().splitlines()
         assert calls[0].startswith("manager init --state-dir /var/lib/appliance/manager --db-url mysql://")
-        assert "--admin-password-file /root/.appliance-admin-password --name mgr.example.com" in calls[0]
+        assert "--admin-password-file /root/.appliance-admin-password --start-db /var/lib/mysql --name mgr.example.com" in calls[0]
         assert calls[1] == "manager ca-fingerprint --state-dir /var/lib/appliance/manager"
         assert not (mnt / "root/.appliance-admin-password").exists()  # the secret does not stay behind
         grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()

@@ -42,7 +42,7 @@ def test_layouts() -> None:
     assert 'type=21686148-6449-6E6F-744E-656564454649, name="bios"' in layout.sfdisk_script()
     manager = Answers(role="manager", hostname="m", root_password_hash="x")
     names = [p.mountpoint for p in plan_layout(manager, "/dev/sda", 20 * GIB).mounted()]
-    assert names == ["/", "/boot/efi", "/var/lib/appliance/db"]
+    assert names == ["/", "/boot/efi", "/var/lib/mysql"]
     with pytest.raises(UsageError, match="root filesystem would get"):
         plan_layout(server, "/dev/sda", 1 * GIB, min_root_mib=2000)
     big = Answers(role="server", hostname="s", root_password_hash="x",
