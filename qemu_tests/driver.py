@@ -1,0 +1,96 @@
+"""``Driver``: one test run: its machines, their shared segment, the results folder, the global
+timeout, and on failure the last console lines of every machine.
+
+    with Driver(results_dir, global_timeout=900) as driver:
+        a = driver.add_machine(MachineConfig(name="a", number=1, kernel=..., initrd=...))
+        a.start(); a.wait_for_shell(); a.succeed("ping -c 1 192.168.1.2")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from qemu_tests.accel import accel_args
+from qemu_tests.machine import Machine, MachineConfig
+from qemu_tests.network import VdeSwitch
+from qemu_tests.retry import Deadline
+
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def results_root() -> Path:
+    """``APPLIANCE_E2E_RESULTS`` or ``qemu_tests/results`` (console logs, timings)."""
+    return Path(os.environ.get("APPLIANCE_E2E_RESULTS", str(DEFAULT_RESULTS)))
+
+
+def other_qemu_count() -> int:
+    """How many qemu-system processes run on this host (other engineers' boots included)."""
+    out = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True).stdout.strip()
+    return int(out or "0")
+
+
+def wait_for_quiet_host(max_wait: float = 600, log: bool = True) -> float:
+    """Wait while other QEMU boots run (never two heavy runs at once on 2 cores); seconds waited."""
+    start = time.monotonic()
+    announced = False
+    while other_qemu_count() > 0 and time.monotonic() - start < max_wait:
+        if log and not announced:
+            print("e2e: another QEMU is running; waiting for it to finish", file=sys.stderr)
+            announced = True
+        time.sleep(5)
+    return time.monotonic() - start
+
+
+class Driver:
+    def __init__(self, results_dir: Path, global_timeout: float = 1800, accel: tuple[str, ...] | None = None) -> None:
+        self.results_dir = results_dir
+        self.deadline = Deadline(global_timeout)
+        self.accel = accel if accel is not None else accel_args()
+        self._state = Path(tempfile.mkdtemp(prefix="appliance-e2e-"))
+        self.switch = VdeSwitch(self._state / "switch")
+        self.machines: dict[str, Machine] = {}
+        self.timings: dict[str, float] = {}
+
+    def __enter__(self) -> Driver:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.switch.start()
+        return self
+
+    def add_machine(self, config: MachineConfig) -> Machine:
+        if config.name in self.machines:
+            raise ValueError(f"two machines called {config.name}")
+        if any(m.config.number == config.number for m in self.machines.values()):
+            raise ValueError(f"machine number {config.number} is taken")
+        machine = Machine(
+            config, state_dir=self._state / config.name, results_dir=self.results_dir,
+            accel=self.accel, deadline=self.deadline, switch=self.switch,
+        )  # fmt: skip
+        self.machines[config.name] = machine
+        return machine
+
+    def record(self, phase: str, seconds: float) -> None:
+        """Keep a phase's time; written to ``timings.json`` in the results folder."""
+        self.timings[phase] = round(seconds, 1)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is not None:
+                for machine in self.machines.values():
+                    print(f"--- last console lines of {machine.name} ({machine.console_log}) ---\n"
+                          f"{machine.console_tail()}", file=sys.stderr)  # fmt: skip
+            for machine in self.machines.values():
+                machine.crash()
+            self.switch.stop()
+            (self.results_dir / "timings.json").write_text(json.dumps(self.timings, indent=2) + "\n")
+        finally:
+            shutil.rmtree(self._state, ignore_errors=True)
