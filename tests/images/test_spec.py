@@ -49,9 +49,9 @@ def test_role_services() -> None:
     assert {"xen-system-amd64", "libvirt-daemon-driver-xen"} <= set(server.packages)
     assert {"libvirtd.service", "appliance-agent.service"} <= set(server.enable_services)
     units = render_files(manager, VARS)
-    assert "ExecStart=/usr/local/bin/appliance manager serve" in units["/etc/systemd/system/appliance-manager.service"][1]
+    assert "ExecStart=/usr/local/bin/appliance manager serve --state-dir /var/lib/appliance/manager" in units["/etc/systemd/system/appliance-manager.service"][1]
     units = render_files(server, VARS)
-    assert "ExecStart=/usr/local/bin/appliance agent serve" in units["/etc/systemd/system/appliance-agent.service"][1]
+    assert "ExecStart=/usr/local/bin/appliance agent serve --state-dir /var/lib/appliance/agent" in units["/etc/systemd/system/appliance-agent.service"][1]
     assert "dom0_mem=" in units["/etc/default/grub.d/appliance-xen.cfg"][1]
 
 
