@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -151,6 +153,23 @@ def _finish(action: str) -> None:
     subprocess.run(cmd, check=False)
 
 
+INSTALL_LOCK = Path("/run/appliance-install.lock")
+
+
+def take_install_lock(disk: str, path: Path = INSTALL_LOCK) -> int:
+    """One install at a time: the live ISO runs the installer on tty1 and on the serial console."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError("another install is already running (on another console)",
+                         "let it finish, or stop it there; nothing was written here") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()} {disk}\n".encode())
+    return fd
+
+
 def _cmd_install(args: argparse.Namespace) -> int:
     boot = parse_cmdline(args.kernel_cmdline.read_text(encoding="utf-8") if args.kernel_cmdline.exists() else "")
     role = detect_role(args, boot)
@@ -178,6 +197,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
     if interactive and not confirm_erase(prompter, disk):
         print("stopped: nothing was written", flush=True)
         return 1
+    lock = take_install_lock(disk.path)
     try:
         log = InstallLog(args.log)
     except OSError as err:
@@ -189,6 +209,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
         run_install(ctx)
     finally:
         log.close()
+        os.close(lock)
     print(f"The {role} is installed on {disk.path}. Install log: {args.log} "
           "(also /var/log/appliance-install.log on the installed system).", flush=True)
     if not args.no_finish:

@@ -62,3 +62,19 @@ def test_shadow_edit() -> None:
     assert set_shadow_password(text, "root", None).startswith("root:!:")
     with pytest.raises(ConfigError):
         set_shadow_password("bin:*:1::::::\n", "root", "$6$s$h")
+
+
+def test_only_one_install_at_a_time(tmp_path: Path) -> None:
+    import os
+
+    from appliance.errors import UsageError
+    from appliance.installer.install_cli import take_install_lock
+
+    lock = tmp_path / "install.lock"
+    first = take_install_lock("/dev/vda", lock)
+    try:
+        with pytest.raises(UsageError, match="another install is already running"):
+            take_install_lock("/dev/vda", lock)
+    finally:
+        os.close(first)
+    os.close(take_install_lock("/dev/vda", lock))  # free again once the first one ends
