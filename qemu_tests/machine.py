@@ -223,7 +223,10 @@ class Machine:
 
     def wait_for_shutdown(self, timeout: float = 120) -> None:
         """Wait for QEMU to exit (the guest powered off)."""
-        retry(lambda: not self.is_up(), timeout, f"{self.name} to stop", interval=0.5, deadline=self.deadline)
+        try:
+            retry(lambda: not self.is_up(), timeout, "QEMU to exit", interval=0.5, deadline=self.deadline)
+        except WaitTimeout as exc:
+            raise self._fail(str(exc)) from None
         self._cleanup()
 
     def power_off(self, timeout: float = 120) -> None:

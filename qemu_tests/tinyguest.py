@@ -36,7 +36,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /tmp /www
 echo 1 > /proc/sys/kernel/printk
 for m in /lib/modules/*.ko; do insmod "$m"; done
-acpid -c /etc/acpi
+acpid -f -c /etc/acpi -p /tmp/acpid.pid -l /tmp/acpid.log &
 arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
 hostname "$(arg harness.name)"
 ifname_of() { for d in /sys/class/net/*; do [ "$(cat $d/address)" = "$1" ] && basename $d; done; }
@@ -67,6 +67,7 @@ def build_initramfs(workdir: Path) -> tuple[Path, Path]:
     if not busybox.exists():
         raise ApplianceError("no /bin/busybox", "install busybox-static (tools/setup.sh does)")
     root = workdir / "tinyguest-root"
+    shutil.rmtree(root, ignore_errors=True)
     for d in ("bin", "proc", "sys", "dev", "lib/modules", "etc/acpi/PWRF"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(busybox, root / "bin/busybox")
