@@ -27,8 +27,8 @@ class _SingleCommand(KickstartCommand):
         super().__init__(writePriority, *args, **kwargs)
         self.op = self._getParser()
 
-    def _getParser(self) -> KSOptionParser:
-        raise NotImplementedError
+    def _getParser(self) -> KSOptionParser:  # each command below defines its options
+        raise TypeError(f"{type(self).__name__} defines no option parser")
 
     def _parse_namespace(self, args: list[str]) -> Any:
         ns, extra = self.op.parse_known_args(args=args, lineno=self.lineno)
