@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import subprocess
 import threading
@@ -185,6 +186,12 @@ class Machine:
             self.config, self.accel, qmp_socket=self.qmp.path, disk_files=self._disk_files(),
             switch=self.switch, forwards=self.forwards,
         )  # fmt: skip
+
+    def reconfigure(self, **changes: object) -> None:
+        """Change the machine's config while it is off (e.g. ``cdrom=None, boot_from="disk"``)."""
+        if self.is_up():
+            raise self._fail("reconfigure needs the machine off")
+        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
 
     def start(self) -> None:
         if self.is_up():
