@@ -7,6 +7,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from appliance.manager.problems import Invalid
@@ -24,7 +25,7 @@ def parse(line: str) -> SshKey:
     try:
         load_ssh_public_key(" ".join(parts[:2]).encode())
         blob = base64.b64decode(parts[1], validate=True)
-    except (ValueError, IndexError, binascii.Error, TypeError) as err:
+    except (ValueError, IndexError, binascii.Error, TypeError, UnsupportedAlgorithm) as err:
         raise Invalid(f"not an SSH public key: {err}", "give the one line of your id_ed25519.pub") from None
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     return SshKey(f"{parts[0]} {parts[1]}", f"SHA256:{digest}", parts[2][:255] if len(parts) > 2 else "")

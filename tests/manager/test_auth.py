@@ -219,8 +219,9 @@ def test_ssh_keys_and_sessions_opened_by_key(
         assert me.post(f"/users/{user_id}/ssh-keys", json={"public_key": ED25519}).status_code == 409
         others = admin.get("/users", params={"name": "admin"}).json()["items"][0]["id"]
         assert me.get(f"/users/{others}/ssh-keys").status_code == 403
-        bad = me.post(f"/users/{user_id}/ssh-keys", json={"public_key": "ssh-ed25519 bm90IGEga2V5"})
-        assert bad.status_code == 400
+        for line in ("ssh-ed25519 bm90IGEga2V5", "ssh-nonsense AAAAC3NzaC1lZDI1NTE5", "x"):
+            bad = me.post(f"/users/{user_id}/ssh-keys", json={"public_key": line})
+            assert bad.status_code == 400, (line, bad.text)
         # a user cannot open a session with a key: only the SSH front end (its companion certificate) can
         r = me.post("/sessions", json={"username": name, "ssh_public_key": ED25519})
         assert r.status_code == 403
