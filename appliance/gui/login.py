@@ -98,11 +98,12 @@ async def logout(request: Request) -> Response:
         token = form.get("csrf_token")
         if not same_origin(request) or not session.csrf_ok(token if isinstance(token, str) else None):
             return secure(Response("CSRF check failed: reload the page and log out again.", status_code=403))
+        # Forget the session first, so a live update racing the logout is not told "your session ended".
+        gui.store.drop(session)
         try:
             await gui.api.call("DELETE", f"/sessions/{session.api_session_id}", session.token)
         except ApiError:
-            pass  # the GUI forgets the token either way; the API session then just expires
-        gui.store.drop(session)
+            pass  # the GUI has forgotten the token either way; the API session then just expires
     response = redirect(gui.url("/login?why=" + "You+have+logged+out."))
     response.delete_cookie(SESSION_COOKIE, **COOKIE_FLAGS)  # type: ignore[arg-type]
     return response
