@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,26 +37,12 @@ class CliManager(RunningManager):
     extra: list[str] = field(default_factory=list)
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        command = [
-            sys.executable, "-m", "appliance", "manager", "serve",
-            "--state-dir", str(self.state_dir),
-            "--listen", f"127.0.0.1:{self.port}",
+        self.extra_args = (
             "--cli-listen", f"127.0.0.1:{self.ssh_port}",
             "--legacy-listen", f"127.0.0.1:{self.legacy_port}",
             *self.extra,
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"manager exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base}/health", verify=self.ssl_context(), timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        )  # fmt: skip
+        super().start()
         wait_for_port(self.ssh_port)
         wait_for_port(self.legacy_port)
 
