@@ -31,17 +31,20 @@ def results_root() -> Path:
     return Path(os.environ.get("APPLIANCE_E2E_RESULTS", str(DEFAULT_RESULTS)))
 
 
-def other_qemu_count() -> int:
-    """How many qemu-system processes run on this host (other engineers' boots included)."""
-    out = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True).stdout.strip()
-    return int(out or "0")
+def other_qemu_count(own_pids: frozenset[int] = frozenset()) -> int:
+    """How many qemu-system processes run on this host besides ``own_pids`` (other engineers' boots)."""
+    out = subprocess.run(["pgrep", "qemu-system"], capture_output=True, text=True).stdout.split()
+    return len([pid for pid in out if int(pid) not in own_pids])
 
 
-def wait_for_quiet_host(max_wait: float = 600, log: bool = True) -> float:
-    """Wait while other QEMU boots run (never two heavy runs at once on 2 cores); seconds waited."""
+def wait_for_quiet_host(max_wait: float = 600, log: bool = True, own_pids: frozenset[int] = frozenset()) -> float:
+    """Wait while other QEMU boots run (never two heavy runs at once on 2 cores); seconds waited.
+
+    ``own_pids``: this run's own QEMUs (``Driver.qemu_pids()``), which do not count.
+    """
     start = time.monotonic()
     announced = False
-    while other_qemu_count() > 0 and time.monotonic() - start < max_wait:
+    while other_qemu_count(own_pids) > 0 and time.monotonic() - start < max_wait:
         if log and not announced:
             print("e2e: another QEMU is running; waiting for it to finish", file=sys.stderr)
             announced = True
@@ -75,6 +78,14 @@ class Driver:
         )  # fmt: skip
         self.machines[config.name] = machine
         return machine
+
+    def qemu_pids(self) -> frozenset[int]:
+        """Process ids of this run's running QEMUs."""
+        return frozenset(pid for m in self.machines.values() if (pid := m.pid) is not None)
+
+    def wait_for_quiet_host(self, max_wait: float = 600) -> float:
+        """Wait while QEMUs other than this run's own are running."""
+        return wait_for_quiet_host(max_wait, own_pids=self.qemu_pids())
 
     def record(self, phase: str, seconds: float) -> None:
         """Keep a phase's time; written to ``timings.json`` in the results folder."""

@@ -225,6 +225,11 @@ class Machine:
                     self._log.write(data)
                 self._buffer = (self._buffer + data)[-CONSOLE_BUFFER_MAX:]
 
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id while it runs."""
+        return self._child.pid if self.is_up() and self._child is not None else None
+
     def is_up(self) -> bool:
         return self._child is not None and self._child.isalive()
 
