@@ -30,7 +30,8 @@ def agent_enroll_cmd(target: Path, answers: Answers) -> list[str]:
     assert answers.server is not None and answers.server.enrollment is not None
     enrol = answers.server.enrollment
     return chroot(target, "appliance", "agent", "enroll", "--state-dir", AGENT_STATE_DIR,
-                  "--manager", enrol.manager_url, "--fingerprint", enrol.fingerprint, "--token", enrol.token)
+                  "--manager", enrol.manager_url, "--fingerprint", enrol.fingerprint, "--token", enrol.token,
+                  "--hostname", answers.hostname)
 
 
 def manager_db_url(password: str) -> str:

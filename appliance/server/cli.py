@@ -127,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     enroll.add_argument(
         "--agent-port", type=int, default=cfg.DEFAULT_PORT, help="the agent's port (default 8899)"
     )
+    enroll.add_argument("--hostname", help="this server's name in the manager (default: the host name)")
     enroll.set_defaults(func=_enroll)
 
     status = agent_sub.add_parser("status", help="print the agent's identity, ownership and outbox as JSON")
@@ -214,7 +215,10 @@ def _enroll(args: argparse.Namespace) -> int:
 
     config = cfg.AgentConfig(state_dir=args.state_dir)
     result = enroll(
-        config, EnrollRequest(args.manager, args.fingerprint, args.token, args.address, args.agent_port)
+        config,
+        EnrollRequest(
+            args.manager, args.fingerprint, args.token, args.address, args.agent_port, args.hostname
+        ),
     )
     print(f"server {result['server_uuid']} enrolled with manager {result['manager_uuid']}")
     print("start (or restart) the agent to use the new trust")

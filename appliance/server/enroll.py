@@ -36,6 +36,7 @@ class EnrollRequest:
     token: str
     address: str | None = None  # how the manager reaches this agent (default: the local address toward it)
     agent_port: int = 8899
+    hostname: str | None = None  # the installer names the new host (the live system's name is not it)
 
 
 def _base(url: str) -> tuple[str, str, int]:
@@ -115,7 +116,7 @@ def enroll(config: AgentConfig, request: EnrollRequest) -> dict[str, Any]:
             {
                 "token": request.token,
                 "server_uuid": server_uuid,
-                "hostname": socket.gethostname().split(".")[0][:64],
+                "hostname": (request.hostname or socket.gethostname()).split(".")[0][:64],
                 "address": request.address or _local_address(host, port),
                 "agent_port": request.agent_port,
                 "agent_fingerprint": pki.fingerprint(pki.load_cert(config.paths.certificate)),

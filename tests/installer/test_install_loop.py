@@ -113,7 +113,7 @@ def test_server_install_on_loop_disk(loop_disk, server_root, tmp_path, password_
         assert calls[0] == "agent set-password --state-dir /var/lib/appliance/agent --crypted"
         assert calls[1] == (f"agent enroll --state-dir /var/lib/appliance/agent "
                             f"--manager https://manager.example.com:7002 --fingerprint "
-                            f"{FINGERPRINT} --token tok-123")
+                            f"{FINGERPRINT} --token tok-123 --hostname srv1.example.com")
         assert (mnt / "var/lib/appliance/set-password.stdin").read_text().strip() == password_hash
         assert (mnt / "root/post-marker").read_text() == "post-ran\n"
         assert "Install complete" not in (mnt / "var/log/appliance-install.log").read_text()
