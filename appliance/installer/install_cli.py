@@ -15,6 +15,7 @@ from pathlib import Path
 from appliance.errors import ConfigError, UsageError
 from appliance.installer.answers import ROLES, Answers, Role
 from appliance.installer.cleanup import CleanupStack
+from appliance.installer.console_session import act_on_host, run_on_console
 from appliance.installer.disks import Disk, describe_target, list_candidate_disks
 from appliance.installer.install import InstallContext, check_target, make_plan, run_install
 from appliance.installer.interactive import Prompter, ask_answers, confirm_erase, network_interfaces
@@ -54,6 +55,9 @@ def register_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--log", type=Path, default=DEFAULT_LOG, help=f"install log (default {DEFAULT_LOG})")
     p.add_argument("--no-finish", action="store_true",
                    help="do not reboot or power off at the end, whatever the answers say")
+    p.add_argument("--console", action="store_true",
+                   help="run as the live ISO's console installer: when the install stops, wait for a "
+                        "choice (again, shell, reboot, power off) instead of exiting")
     p.add_argument("--kernel-cmdline", type=Path, default=Path("/proc/cmdline"), help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_install)
 
@@ -171,6 +175,12 @@ def take_install_lock(disk: str, path: Path = INSTALL_LOCK) -> int:
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
+    if args.console:
+        return run_on_console(lambda: _install(args), sys.stdin, sys.stdout, act_on_host)
+    return _install(args)
+
+
+def _install(args: argparse.Namespace) -> int:
     boot = parse_cmdline(args.kernel_cmdline.read_text(encoding="utf-8") if args.kernel_cmdline.exists() else "")
     role = detect_role(args, boot)
     source_root = _source_root(args)

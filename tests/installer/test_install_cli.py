@@ -177,3 +177,32 @@ def test_kernel_command_line_names_role_and_kickstart(loop_disk, server_root, tm
     proc = _run_with_cmdline("inst.auto appliance.role=manager", loop_disk, server_root, tmp_path)
     assert proc.returncode == 2 and "inst.auto asks for an unattended install" in proc.stderr
     assert not _has_partition_table(loop_disk)
+
+
+def test_console_installer_waits_after_a_failure_instead_of_starting_over(loop_disk, server_root, tmp_path):
+    """The live ISO's unit runs `install --console`: a failed unattended install must not repeat by itself."""
+    ks = tmp_path / "bad.ks"
+    ks.write_text(f"rootpw --iscrypted {HASH}\nclearpart --all\nraid / --level=1\n")
+    args = [*_install_args(loop_disk, server_root, tmp_path, "--ks", str(ks)), "--console"]
+    child = pexpect.spawn(sys.executable, args, encoding="utf-8", timeout=60, dimensions=(24, 80),
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SHELL": "/bin/sh"})
+    try:
+        child.expect("'raid' is not supported")
+        child.expect("Nothing is retried by itself")
+        child.expect("Type one of again, shell, reboot, poweroff: ")
+        # it waits: no second attempt shows up on its own
+        with pytest.raises(pexpect.TIMEOUT):
+            child.expect("'raid' is not supported", timeout=5)
+        child.sendline("format the disk")
+        child.expect("'format the disk' is not one of the choices")
+        child.sendline("ag")  # a unique prefix
+        child.expect("'raid' is not supported")
+        child.expect("Type one of")
+        child.sendline("shell")
+        child.sendline("echo in-the-shell-$((40 + 2))")
+        child.expect("in-the-shell-42")
+        child.sendline("exit")
+        child.expect("Type one of")
+    finally:
+        child.close(force=True)
+    assert not _has_partition_table(loop_disk)
