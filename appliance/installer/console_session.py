@@ -57,12 +57,15 @@ def describe_failure(err: BaseException) -> str:
         return "appliance: the install was interrupted"
     where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
     place = f" at {where.filename}:{where.lineno}" if where else ""
-    return (f"appliance: internal error {type(err).__name__}: {err}{place}\n"
-            "  hint: this is a bug; please report it with /var/log/appliance-install.log")
+    return (
+        f"appliance: internal error {type(err).__name__}: {err}{place}\n"
+        "  hint: this is a bug; please report it with /var/log/appliance-install.log"
+    )
 
 
-def run_on_console(install: Callable[[], int], stdin: TextIO, stdout: TextIO,
-                   act: Callable[[str], None]) -> int:
+def run_on_console(
+    install: Callable[[], int], stdin: TextIO, stdout: TextIO, act: Callable[[str], None]
+) -> int:
     """Run ``install`` until the person at the console picks reboot or power off."""
     while True:
         try:

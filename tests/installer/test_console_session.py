@@ -31,7 +31,7 @@ def test_failure_then_again_then_poweroff_runs_twice_and_stops() -> None:
 
 def test_internal_errors_name_the_place_and_the_log() -> None:
     try:
-        {}["missing"]  # noqa: B018
+        {}["missing"]
     except KeyError as err:
         text = describe_failure(err)
     assert "internal error KeyError" in text and "test_console_session.py" in text
