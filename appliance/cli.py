@@ -18,6 +18,7 @@ COMMAND_GROUPS = [
     "appliance.server.cli",
     "appliance.installer.cli",
     "appliance.shell.local",
+    "appliance.lab.cli",
 ]
 
 

@@ -1,0 +1,1 @@
+"""`appliance lab`: whole clusters in nested QEMU (the harness lives in qemu_tests)."""
