@@ -11,7 +11,7 @@ from appliance.server import tls
 from appliance.server.config import AgentConfig
 from appliance.server.dispatch import Dispatcher, collect_verbs
 from appliance.server.events import lifecycle_to_event, make_event, state_change_event
-from appliance.server.hypervisor import ACTIVE_STATES, LibvirtHypervisor, LifecycleEvent
+from appliance.server.hypervisor import ACTIVE_STATES, HypervisorError, LibvirtHypervisor, LifecycleEvent
 from appliance.server.outbox import Outbox
 from appliance.server.passwords import PasswordVerifier
 from appliance.server.pusher import Pusher
@@ -23,6 +23,7 @@ from appliance.server.verbs import AgentVerbs
 log = logging.getLogger(__name__)
 
 DEFAULT_STATISTICS_INTERVAL = 10
+HYPERVISOR_RETRY_MAX = 30.0  # seconds between attempts while libvirt does not answer
 _STATE_AFTER = {
     "started": "running",
     "resumed": "running",
@@ -104,27 +105,52 @@ class Agent:
 
     # -- threads ----------------------------------------------------------------------------------
     def _sampling_loop(self) -> None:
+        failing = False
         while not self._stop.is_set():
             self.sampling_wakeup.clear()
             try:
                 samples = self.sampler.sample()
                 if self.store.get_ownership() is not None:
                     self.outbox.add_samples(samples)
+                failing = False
+            except HypervisorError as err:
+                if not failing:  # once per outage, not every interval
+                    log.warning("sampling statistics failed: %s", err.message)
+                failing = True
             except Exception:
                 log.exception("sampling statistics failed")
             self.sampling_wakeup.wait(self.statistics_interval())
+
+    def _await_hypervisor(self) -> None:
+        """Until libvirt answers: retry, then reconcile and say so (the agent serves meanwhile)."""
+        delay = 2.0
+        while not self._stop.wait(delay):
+            if self.hv.available():
+                self.reconcile()
+                self.record_event(make_event("agent.hypervisor_available", "server", self.server_uuid,
+                                             f"the hypervisor {self.hv.uri} answers again"))  # fmt: skip
+                log.info("the hypervisor %s answers; VM states reconciled", self.hv.uri)
+                return
+            delay = min(delay * 2, HYPERVISOR_RETRY_MAX)
 
     def start(self) -> None:
         if self.store.get_meta("password_hash") is None and self.store.get_ownership() is None:
             log.warning(
                 "no agent password is set: run `appliance agent set-password --state-dir %s`", self.paths.root
             )
-        self.reconcile()
+        hypervisor_up = self.hv.available()
+        if hypervisor_up:
+            self.reconcile()
         self.record_event(
             make_event(
                 "agent.started", "server", self.server_uuid, f"agent started (hypervisor {self.hv.uri})"
             )
         )
+        if not hypervisor_up:
+            self.record_event(make_event(
+                "agent.hypervisor_unavailable", "server", self.server_uuid,
+                f"the hypervisor {self.hv.uri} does not answer (is libvirtd running?); VM calls fail "
+                "until it does, the agent keeps retrying", "error"))  # fmt: skip
         app = RPCApp(
             trust=self.trust,
             dispatcher=self.dispatcher,
@@ -138,6 +164,10 @@ class Agent:
             threading.Thread(target=lambda: rpc.serve_forever(0.5), name="agent-rpc", daemon=True),
             threading.Thread(target=self._sampling_loop, name="agent-stats", daemon=True),
         ]
+        if not hypervisor_up:
+            self._threads.append(
+                threading.Thread(target=self._await_hypervisor, name="agent-hv", daemon=True)
+            )
         for t in self._threads:
             t.start()
         self.pusher.start()

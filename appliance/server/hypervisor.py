@@ -157,7 +157,18 @@ class LibvirtHypervisor:
         self._conn: libvirt.virConnect | None = None
         self._callback_id: int | None = None
         _ensure_event_loop()
-        self._connection()
+        try:
+            self._connection()
+        except HypervisorError as err:  # the agent still serves; calls retry the connection
+            log.warning("%s (the agent keeps retrying)", err)
+
+    def available(self) -> bool:
+        """Connect if needed; False (logged by the caller) while libvirt cannot be reached."""
+        try:
+            self._connection()
+        except HypervisorError:
+            return False
+        return True
 
     # -- connection -------------------------------------------------------------------------------
     def _connection(self) -> libvirt.virConnect:
@@ -220,7 +231,12 @@ class LibvirtHypervisor:
         return Flavor(_driver_of(self._connection().getType()), accel)
 
     def describe(self) -> dict[str, Any]:
-        conn = self._connection()
+        """The hypervisor's identity; with ``error`` (and empty versions) while it does not answer."""
+        try:
+            conn = self._connection()
+        except HypervisorError as err:
+            return {"uri": self.uri, "driver": "", "hypervisor_version": "", "libvirt_version": "",
+                    "error": err.message}  # fmt: skip
         lib = conn.getLibVersion()
         try:
             hv_version = conn.getVersion()

@@ -161,3 +161,30 @@ def test_update_password(start_agent: AgentFactory) -> None:
     assert info.value.errcode == 401
     assert ra.proxy("n3w-pass").discover_server()["server_uuid"] == ra.agent.server_uuid
     assert _fault(ra.proxy("n3w-pass").update_agent_password, "").faultCode == rpcproto.INVALID_PARAMS
+
+
+def test_agent_serves_while_the_hypervisor_is_down_and_reconnects(
+    start_agent: AgentFactory, tmp_path
+) -> None:
+    """libvirtd failing at boot (e.g. its Xen driver not ready) must not take the agent down with it."""
+    node = tmp_path / "node.xml"  # the test driver's host: unreadable until written below
+    running = start_agent(hypervisor_uri=f"test://{node}")
+    proxy = running.proxy()
+    info = proxy.discover_server()
+    assert info["hypervisor"]["driver"] == "" and "cannot connect" in info["hypervisor"]["error"]
+    assert _fault(proxy.list_vms).faultCode == rpcproto.HYPERVISOR_ERROR
+    node.write_text("<node/>")
+    deadline = time.monotonic() + 20
+    while proxy.discover_server()["hypervisor"]["driver"] != "TEST":
+        assert time.monotonic() < deadline, "the agent never reconnected to the hypervisor"
+        time.sleep(0.5)
+    assert proxy.list_vms() == []
+
+    def queued() -> list[str]:
+        return [item.body["type"] for item in running.agent.store.peek(EVENT, 100)]
+
+    assert "agent.hypervisor_unavailable" in queued()
+    deadline = time.monotonic() + 40  # the retry backs off up to 30 s
+    while "agent.hypervisor_available" not in queued():
+        assert time.monotonic() < deadline, queued()
+        time.sleep(0.5)
