@@ -41,6 +41,7 @@ INSTALL_DONE = r"Install complete on \S+"
 DISK_SIZE = "8G"
 MANAGER_PORTS = (22, 7002, 10000)
 SERVER_PORTS = (22, 8899)
+SERVER_TCG_CPU = "kvm64"  # an Intel model: see MachineConfig.tcg_cpu
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,13 @@ class Lab:
 
     # -- machines ---------------------------------------------------------------------------
 
-    def _machine(self, name: str, number: int, memory: int, ports: tuple[int, ...], disk: Disk) -> Machine:
+    def _machine(self, name: str, number: int, memory: int, ports: tuple[int, ...], disk: Disk,
+                 cpu: str | None = None) -> Machine:  # fmt: skip
         if name in self.machines:
             self.machines[name].reconfigure(disks=(disk,), cdrom=None, boot_from="disk")
             return self.machines[name]
-        config = MachineConfig(name=name, number=number, memory_mb=memory, forward_ports=ports, disks=(disk,))
+        config = MachineConfig(name=name, number=number, memory_mb=memory, forward_ports=ports, disks=(disk,),
+                               tcg_cpu=cpu)  # fmt: skip
         self.machines[name] = self.driver.add_machine(config)
         return self.machines[name]
 

@@ -68,6 +68,9 @@ class MachineConfig:
     forward_ports: tuple[int, ...] = ()  # guest TCP ports reachable from the host
     nic_model: str = "e1000"
     boot_from: str = "disk"  # disk | cdrom (when there is no kernel)
+    # CPU model under TCG instead of qemu64 (KVM always passes the host's). Xen servers need an
+    # Intel one: on AMD, Xen hides SEP and libvirt's libxl driver then finds no host CPU model.
+    tcg_cpu: str | None = None
     extra_args: tuple[str, ...] = field(default=())
 
     @property
@@ -84,8 +87,27 @@ class MachineConfig:
         return f"52:54:00:ff:00:{self.number:02x}"
 
 
+def with_tcg_cpu(accel: tuple[str, ...], model: str | None) -> tuple[str, ...]:
+    """``accel`` with its ``-cpu`` replaced by ``model`` when it runs TCG."""
+    if model is None or "tcg" not in accel or "-cpu" not in accel:
+        return accel
+    i = accel.index("-cpu")
+    return (*accel[: i + 1], model, *accel[i + 2 :])
+
+
 def overlay_command(backing: Path, backing_format: str, overlay: Path) -> list[str]:
-    return ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(backing.resolve()), "-F", backing_format, str(overlay)]
+    return [
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        str(backing.resolve()),
+        "-F",
+        backing_format,
+        str(overlay),
+    ]
 
 
 def qemu_command(
@@ -99,7 +121,7 @@ def qemu_command(
 ) -> list[str]:
     """The whole QEMU command line (pure: no files are touched)."""
     cmd = [
-        QEMU, "-machine", "q35", *accel, "-m", str(config.memory_mb), "-smp", "1",
+        QEMU, "-machine", "q35", *with_tcg_cpu(accel, config.tcg_cpu), "-m", str(config.memory_mb), "-smp", "1",
         "-name", config.name, "-display", "none", "-nodefaults", "-no-user-config",
         "-serial", "stdio", "-monitor", "none",
         "-qmp", f"unix:{qmp_socket},server=on,wait=off",
@@ -116,7 +138,9 @@ def qemu_command(
         else:
             cmd += ["-device", f"ide-hd,drive=disk{i},id=hd{i}" + (",bootindex=1" if i == 0 else "")]
     # the CD-ROM drive always exists (empty when no ISO) so media can be changed later over QMP
-    cd_opts = "if=none,id=cd0,media=cdrom,readonly=on" + (f",format=raw,file={config.cdrom}" if config.cdrom else "")
+    cd_opts = "if=none,id=cd0,media=cdrom,readonly=on" + (
+        f",format=raw,file={config.cdrom}" if config.cdrom else ""
+    )
     boot_cd = ",bootindex=0" if config.boot_from == "cdrom" and config.kernel is None else ""
     cmd += ["-drive", cd_opts, "-device", f"ide-cd,drive=cd0,id=cdrom{boot_cd}"]
     if switch is not None:
@@ -337,7 +361,9 @@ class Machine:
         tag = f"{self._marker}-{self._count}"
         encoded = base64.b64encode(command.encode()).decode()
         if len(encoded) > MAX_COMMAND_CHARS:
-            raise ValueError(f"command too long for the serial console ({len(command)} characters): copy a script in instead")
+            raise ValueError(
+                f"command too long for the serial console ({len(command)} characters): copy a script in instead"
+            )
         # the quotes split the markers, so the console's echo of this line never matches them
         line = (
             f"echo 'HB''EGIN-{tag}'; sh -c \"$(echo {encoded} | base64 -d)\" </dev/null 2>&1; "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qemu_tests.machine import Disk, MachineConfig, overlay_command, qemu_command
+from qemu_tests.machine import Disk, MachineConfig, overlay_command, qemu_command, with_tcg_cpu
 from qemu_tests.network import HostForward, VdeSwitch, ip_address, mac_address
 from qemu_tests.retry import Deadline, WaitTimeout, retry
 
@@ -80,3 +80,10 @@ def test_vde_switch_starts_and_stops(tmp_path: Path) -> None:
         assert (tmp_path / "sw" / "ctl").is_socket()
     finally:
         switch.stop()
+
+
+def test_tcg_cpu_model_is_per_machine_and_kvm_keeps_the_host_cpu() -> None:
+    tcg = ("-accel", "tcg", "-cpu", "qemu64")
+    assert with_tcg_cpu(tcg, "kvm64") == ("-accel", "tcg", "-cpu", "kvm64")
+    assert with_tcg_cpu(tcg, None) == tcg
+    assert with_tcg_cpu(("-accel", "kvm", "-cpu", "host"), "kvm64") == ("-accel", "kvm", "-cpu", "host")
