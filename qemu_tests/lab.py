@@ -42,6 +42,7 @@ DISK_SIZE = "8G"
 MANAGER_PORTS = (22, 7002, 10000)
 SERVER_PORTS = (22, 8899)
 SERVER_TCG_CPU = "kvm64"  # an Intel model: see MachineConfig.tcg_cpu
+XEN_CONSOLE_CHUNK = 8  # typing on a Xen host's serial console: see MachineConfig.console_chunk
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Lab:
             self.machines[name].reconfigure(disks=(disk,), cdrom=None, boot_from="disk")
             return self.machines[name]
         config = MachineConfig(name=name, number=number, memory_mb=memory, forward_ports=ports, disks=(disk,),
-                               tcg_cpu=cpu)  # fmt: skip
+                               tcg_cpu=cpu, console_chunk=XEN_CONSOLE_CHUNK if cpu else None)  # fmt: skip
         self.machines[name] = self.driver.add_machine(config)
         return self.machines[name]
 

@@ -37,6 +37,7 @@ from qemu_tests.qmp import QMPClient, QMPError
 from qemu_tests.retry import Deadline, WaitTimeout, retry
 
 CONSOLE_TAIL_LINES = 40
+CONSOLE_CHUNK_PAUSE = 0.05  # seconds between chunks (MachineConfig.console_chunk)
 MAX_COMMAND_CHARS = 3000  # a console line holds 4095 characters; base64 grows by a third
 CONSOLE_BUFFER_MAX = 4 * 1024 * 1024
 
@@ -71,6 +72,9 @@ class MachineConfig:
     # CPU model under TCG instead of qemu64 (KVM always passes the host's). Xen servers need an
     # Intel one: on AMD, Xen hides SEP and libvirt's libxl driver then finds no host CPU model.
     tcg_cpu: str | None = None
+    # Type this many characters at a time, then pause: Xen's serial input ring is small and drops
+    # what dom0 has not read yet (long command lines arrived cut). None types in one go.
+    console_chunk: int | None = None
     extra_args: tuple[str, ...] = field(default=())
 
     @property
@@ -352,7 +356,12 @@ class Machine:
         """Type ``text`` on the console as is (add "\\n" to press Enter)."""
         if self._child is None:
             raise self._fail("QEMU is not running")
-        self._child.send(text.encode())
+        data = text.encode()
+        step = self.config.console_chunk or len(data) or 1
+        for start in range(0, len(data), step):
+            self._child.send(data[start : start + step])
+            if step < len(data):
+                time.sleep(CONSOLE_CHUNK_PAUSE)
 
     # ---- commands in the guest's console shell ----------------------------------------------
     def execute(self, command: str, timeout: float = 120) -> tuple[int, str]:
