@@ -13,10 +13,12 @@ every host boots from a qcow2 overlay on the cached set, so the cache is never w
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,6 +45,40 @@ MANAGER_PORTS = (22, 7002, 10000)
 SERVER_PORTS = (22, 8899)
 SERVER_TCG_CPU = "kvm64"  # an Intel model: see MachineConfig.tcg_cpu
 XEN_CONSOLE_CHUNK = 8  # typing on a Xen host's serial console: see MachineConfig.console_chunk
+
+
+INSTALL_STEP = re.compile(r"\[\d+/\d+ +\d+%\] [^\r\n]+")
+
+
+class InstallProgress:
+    """Echo the installers' step lines ("[5/11  10%] Copying the system") from the consoles' logs."""
+
+    def __init__(self, machines: list[Machine], say: Callable[[str], None]) -> None:
+        self.machines, self.say = machines, say
+        self.offsets = {m.name: m.console_log.stat().st_size if m.console_log.exists() else 0 for m in machines}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(2):
+            for m in self.machines:
+                if not m.console_log.exists():
+                    continue
+                with m.console_log.open("rb") as log:
+                    log.seek(self.offsets[m.name])
+                    chunk = log.read()
+                cut = chunk.rfind(b"\n") + 1  # whole lines only
+                self.offsets[m.name] += cut
+                for step in INSTALL_STEP.findall(chunk[:cut].decode(errors="replace")):
+                    self.say(f"  {m.name}: {step.strip()}")
+
+    def __enter__(self) -> InstallProgress:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 @dataclass(frozen=True)
@@ -208,11 +244,12 @@ class Lab:
         self.driver.wait_for_quiet_host()
         start = time.monotonic()
         manager.reconfigure(cdrom=auto, boot_from="cdrom")
-        manager.start()
-        line = manager.wait_for_console_text(FINGERPRINT_LINE, self.config.install_timeout)
-        fingerprint = line.split(": ", 1)[1].strip()
-        manager.wait_for_console_text(INSTALL_DONE, 300)
-        manager.wait_for_shutdown(300)
+        with InstallProgress([manager], self.say):
+            manager.start()
+            line = manager.wait_for_console_text(FINGERPRINT_LINE, self.config.install_timeout)
+            fingerprint = line.split(": ", 1)[1].strip()
+            manager.wait_for_console_text(INSTALL_DONE, 300)
+            manager.wait_for_shutdown(300)
         self._timed("install manager", start)
         self.secrets = LabSecrets(**{**asdict(self.secrets), "fingerprint": fingerprint})
 
@@ -235,9 +272,10 @@ class Lab:
                                     f"https://{manager.config.ip}:7002", fingerprint, token)  # fmt: skip
             server.reconfigure(cdrom=self._with_kickstart(server, "server", text), boot_from="cdrom")
             server.start()
-        for server in self.servers():
-            server.wait_for_console_text(INSTALL_DONE, self.config.install_timeout)
-            server.wait_for_shutdown(300)
+        with InstallProgress(self.servers(), self.say):
+            for server in self.servers():
+                server.wait_for_console_text(INSTALL_DONE, self.config.install_timeout)
+                server.wait_for_shutdown(300)
         self._timed(f"install {self.config.servers} server(s) at once", start)
         manager.power_off(180)
 

@@ -106,3 +106,23 @@ def test_lab_up_checks_the_server_count_before_starting_anything(tmp_path: Path)
     proc = _appliance("lab", "up", "--servers", "0", "--workdir", str(tmp_path / "lab"), cwd=tmp_path)
     assert proc.returncode == 2 and "1 to 8 servers" in proc.stderr
     assert not (tmp_path / "lab").exists()
+
+
+def test_install_progress_echoes_the_installers_step_lines(tmp_path: Path) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from qemu_tests.lab import InstallProgress
+
+    log = tmp_path / "server1-console.log"
+    log.write_bytes(b"old boot noise\n[9/11  85%] Setting up the role\n")  # before: not repeated
+    said: list[str] = []
+    machine = SimpleNamespace(name="server1", console_log=log)
+    with InstallProgress([machine], said.append):  # type: ignore[list-item]
+        with log.open("ab") as out:
+            out.write(b"\x1b[0m[5/11  10%] Copying the system\r\n  copying the system: 10%\r\n[6/11  66%] Wri")
+        time.sleep(2.5)
+        with log.open("ab") as out:
+            out.write(b"ting fstab\n")
+        time.sleep(2.5)
+    assert said == ["  server1: [5/11  10%] Copying the system", "  server1: [6/11  66%] Writing fstab"]
