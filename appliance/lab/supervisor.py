@@ -3,6 +3,7 @@ powers the hosts off on SIGTERM (`lab down`) or Ctrl-C."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -40,6 +41,7 @@ def ready_status(lab: Lab, pid: int) -> LabStatus:
 
 def run_lab(workdir: Path, servers: int) -> int:
     pid = os.getpid()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll would drown the progress
     workdir.mkdir(parents=True, exist_ok=True)
     write_status(workdir, LabStatus(state="starting", pid=pid, message=f"a manager and {servers} server(s)"))
     signal.signal(signal.SIGTERM, _raise_stop)
