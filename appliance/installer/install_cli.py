@@ -16,10 +16,10 @@ from appliance.errors import ConfigError, UsageError
 from appliance.installer.answers import ROLES, Answers, Role
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.console_session import act_on_host, run_on_console
+from appliance.installer.dialects import DIALECT_CHOICES
 from appliance.installer.disks import Disk, describe_target, list_candidate_disks
 from appliance.installer.install import InstallContext, check_target, make_plan, run_install
 from appliance.installer.interactive import Prompter, ask_answers, confirm_erase, network_interfaces
-from appliance.installer.ks_parse import DIALECT_CHOICES
 from appliance.installer.layout import Layout
 from appliance.installer.runner import InstallLog
 from appliance.installer.sources import (
@@ -29,7 +29,6 @@ from appliance.installer.sources import (
     find_oemdrv_kickstart,
     parse_cmdline,
 )
-from appliance.installer.validate import validate_kickstart
 
 LIVE_ROOT = Path("/run/live/rootfs/filesystem.squashfs")
 IMAGE_INFO = Path("/etc/appliance/image.json")
@@ -103,6 +102,8 @@ def _kickstart_answers(args: argparse.Namespace, boot: BootOptions, role: Role) 
             return None
         text, name = found
     print(f"kickstart: {name}", flush=True)
+    from appliance.installer.validate import validate_kickstart  # pykickstart: only with a kickstart
+
     result = validate_kickstart(text, name, role, args.dialect)
     for problem in result.problems:
         print(problem, flush=True)
