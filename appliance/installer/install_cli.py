@@ -51,6 +51,9 @@ def register_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--dialect", choices=DIALECT_CHOICES, default="auto", help="kickstart grammar (see ks validate)")
     p.add_argument("--source-root", type=Path,
                    help=f"root filesystem to copy (default: the live image's, {LIVE_ROOT})")
+    p.add_argument("--medium", type=Path, default=LIVE_MEDIUM,
+                   help=f"the live medium, whose live/vmlinuz and live/initrd.img become the installed "
+                        f"system's kernel when the root filesystem has none in /boot (default {LIVE_MEDIUM})")
     p.add_argument("--log", type=Path, default=DEFAULT_LOG, help=f"install log (default {DEFAULT_LOG})")
     p.add_argument("--no-finish", action="store_true",
                    help="do not reboot or power off at the end, whatever the answers say")
@@ -200,7 +203,7 @@ def _install(args: argparse.Namespace) -> int:
         disk = _pick_disk(args, answers)
     answers = answers.with_target_disk(disk.path)
     check_target(disk)
-    layout = make_plan(answers, disk, source_root)
+    layout = make_plan(answers, disk, source_root, args.medium)
     print("\n".join(["", "Install plan:", *summary(answers, disk, layout), ""]), flush=True)
     if args.dry_run:
         print("dry run: the answers are valid and the plan fits; no disk was touched", flush=True)
@@ -215,7 +218,8 @@ def _install(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write the install log {args.log}: {err.strerror}", "give --log FILE") from err
     log.write(f"install of a {role} onto {disk.path}; answers: {json.dumps(answers.to_dict())}")
     ctx = InstallContext(answers=answers, disk=disk, layout=layout, source_root=source_root, log=log,
-                         cleanup=CleanupStack(log.write), say=lambda m: print(m, flush=True))
+                         cleanup=CleanupStack(log.write), say=lambda m: print(m, flush=True),
+                         medium=args.medium)
     try:
         run_install(ctx)
     finally:
