@@ -95,7 +95,7 @@ def main() -> int:
                 replace(config, release=True, compression=RELEASE_COMPRESSION, output_dir=out / "release")
             )
             rel_mb = release_iso.stat().st_size / 1e6
-            rows.append(f"| {role}: ISO size, dev (zstd-3) | <= {goal} MB | {dev_mb:.0f} MB | "
+            rows.append(f"| {role}: ISO size, dev ({config.compression.label}) | <= {goal} MB | {dev_mb:.0f} MB | "
                         f"{verdict(dev_mb <= goal)} |")  # fmt: skip
             rows.append(f"| {role}: ISO size, `--release` (xz; warm build {release_t:.0f} s) | <= {goal} MB | "
                         f"{rel_mb:.0f} MB | {verdict(rel_mb <= goal)} |")  # fmt: skip
