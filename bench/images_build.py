@@ -5,7 +5,8 @@
 Cold: an empty cache (every .deb downloaded, fresh mmdebstrap). Warm: the same build again with
 the cache filled (what a rebuild after a code change costs). Release: warm, xz squashfs.
 Boot: the dev ISO from a virtual CD under QEMU (BIOS, TCG unless KVM really works) with a blank
-disk, until the installer asks for the disk on the serial console. Never runs two QEMUs at once.
+disk, until the installer asks for the disk on the serial console. Never runs two QEMUs at once:
+before each boot it waits (up to 10 min) until no other qemu-system process runs.
 Writes the "Images" section of BENCHMARKS.md.
 """
 
@@ -16,6 +17,7 @@ import datetime
 import io
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +44,18 @@ def timed_build(config: BuildConfig) -> tuple[float, Path, str]:
     return time.monotonic() - t0, iso, log.getvalue()
 
 
+def wait_for_idle_qemu(limit: float = 600.0) -> float:
+    """Seconds waited until no other qemu-system process runs (2 cores: a second QEMU skews the figure)."""
+    t0 = time.monotonic()
+    while subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True).stdout.strip() not in ("", "0"):
+        if time.monotonic() - t0 > limit:
+            raise SystemExit(f"another qemu-system still runs after {limit:.0f} s; boot figures not measured")
+        time.sleep(5)
+    return time.monotonic() - t0
+
+
 def boot_to_prompt(iso: Path, work: Path, marker: str, timeout: float = 400.0) -> float | None:
+    wait_for_idle_qemu()
     disk = work / "blank.img"
     with open(disk, "wb") as fp:
         fp.truncate(8 << 30)
