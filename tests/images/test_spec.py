@@ -73,7 +73,9 @@ def test_installer_units_run_only_on_the_live_system() -> None:
     auto = files["/etc/systemd/system/appliance-installer@tty1.service.d/appliance-auto.conf"][1]
     assert "ConditionKernelCommandLine=!inst.auto" in auto  # one automatic install, on ttyS0
     for path in ("/etc/systemd/system/serial-getty@ttyS0.service.d/appliance-live.conf",
-                 "/etc/systemd/system/libvirtd.service.d/appliance-live.conf"):  # fmt: skip
+                 "/etc/systemd/system/libvirtd.service.d/appliance-live.conf",
+                 "/etc/systemd/system/ssh.service.d/appliance-live.conf",
+                 "/etc/systemd/system/appliance-ssh-hostkeys.service"):  # fmt: skip
         assert "ConditionKernelCommandLine=!boot=live" in files[path][1]
 
 
