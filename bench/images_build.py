@@ -132,7 +132,7 @@ def main() -> int:
     load = os.getloadavg()
     body = "\n".join(
         [
-            f"Measured {datetime.date.today()} by `bench/images_build.py --roles {' '.join(args.roles)}` on "
+            f"Measured {datetime.date.today()} by `bench/images_build.py {' '.join(sys.argv[1:])}` on "
             f"{os.cpu_count()} cores; QEMU `{' '.join(accel.accel_args())}`; load average at the end "
             f"{load[0]:.1f} (other engineers' jobs share the machine). SOURCE_DATE_EPOCH={EPOCH}.",
             "",
@@ -141,6 +141,7 @@ def main() -> int:
             *rows,
             "",
             *[f"- {n}" for n in notes],
+            *(["- cold builds not run this time (`--no-cold`): their rows are missing"] if args.no_cold else []),
         ]
     )
     write_section("Images", body)
