@@ -20,9 +20,29 @@ COMMAND_GROUPS = [
     "appliance.shell.local",
     "appliance.lab.cli",
 ]
+# The command names each module registers: running one imports only its module (the live ISO's
+# installer starts under slow emulation; the manager's modules pull in SQLAlchemy and friends).
+COMMANDS = {
+    "manager": "appliance.manager.cli",
+    "build": "appliance.images.cli",
+    "iso": "appliance.images.cli",
+    "agent": "appliance.server.cli",
+    "ks": "appliance.installer.cli",
+    "install": "appliance.installer.cli",
+    "cli": "appliance.shell.local",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def groups_for(argv: Sequence[str]) -> list[str]:
+    """The modules to register for this command line: the named command's, or all (help, typos)."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command in COMMANDS:
+        return [COMMANDS[command]]
+    return COMMAND_GROUPS
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (default: every command)."""
     parser = argparse.ArgumentParser(
         prog="appliance",
         description="Build, install and run manager and server appliance hosts.",
@@ -31,13 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_GROUPS:
+    for name in COMMAND_GROUPS if argv is None else groups_for(argv):
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -23,7 +23,8 @@ def initial_inputs(ctx: BuildContext) -> dict[str, object]:
         "sources": cfg.apt_sources,
         "source_date_epoch": cfg.source_date_epoch,
         "release": cfg.release,
-        "squashfs": {"compressor": cfg.compression.name, "level": cfg.compression.level},
+        "squashfs": {"compressor": cfg.compression.name, "level": cfg.compression.level,
+                     "block_size": cfg.compression.block_size},
         "pycdlib": PYCDLIB_VERSION,
     }
 

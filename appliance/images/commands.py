@@ -14,8 +14,14 @@ GRUB_EFI_MODULES = (
 )  # fmt: skip
 
 
-def mmdebstrap(spec: RoleSpec, config: BuildConfig, target: Path, debs_cache: Path) -> list[str]:
-    """Bootstrap the role's Debian root into a tarball; .debs are synced to and from the cache."""
+def mmdebstrap(
+    spec: RoleSpec, config: BuildConfig, target: Path, debs_cache: Path, bootstrap_files: Path | None = None
+) -> list[str]:
+    """Bootstrap the role's Debian root into a tarball; .debs are synced to and from the cache.
+
+    ``bootstrap_files``: a directory copied into the root after the essential packages, before the
+    role's packages are installed (so e.g. an initramfs-tools hook shapes the first initrd).
+    """
     cmd = [
         "mmdebstrap",
         f"--variant={spec.variant}",
@@ -32,6 +38,7 @@ def mmdebstrap(spec: RoleSpec, config: BuildConfig, target: Path, debs_cache: Pa
     cmd += [
         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
         f"--setup-hook=sync-in {debs_cache} /var/cache/apt/archives/",
+        *([f"--essential-hook=sync-in {bootstrap_files} /"] if bootstrap_files else []),
         f"--customize-hook=sync-out /var/cache/apt/archives {debs_cache}",
         # host identity never enters the image
         '--customize-hook=rm -f "$1"/etc/resolv.conf "$1"/etc/hostname',

@@ -30,7 +30,8 @@ _LIST_KEYS = (
     "kernel_args",
 )
 _SCALAR_KEYS = ("description", "variant", "install_appliance", "system_site_packages", "menu_title")
-_ALLOWED = {*_LIST_KEYS, *_SCALAR_KEYS, "include", "files"}
+_FILE_KEYS = ("files", "bootstrap_files")
+_ALLOWED = {*_LIST_KEYS, *_SCALAR_KEYS, "include", *_FILE_KEYS}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class RoleSpec:
     install_appliance: bool
     system_site_packages: bool
     files: tuple[FileSpec, ...]
+    # put into the root before the role's packages are installed (e.g. initramfs-tools hooks)
+    bootstrap_files: tuple[FileSpec, ...]
     enable_services: tuple[str, ...]
     kernel_args: tuple[str, ...]
     menu_title: str
@@ -66,12 +69,16 @@ class RoleSpec:
             "packages": sorted(self.packages),
             "dpkg_path_excludes": list(self.dpkg_path_excludes),
             "dpkg_path_includes": list(self.dpkg_path_includes),
+            "bootstrap_files": {
+                path: [mode, hashlib.sha256(text.encode()).hexdigest()]
+                for path, (mode, text) in sorted(render_bootstrap_files(self).items())
+            },
         }
 
     def digest(self) -> str:
         """SHA-256 of the whole spec including its templates' text (recorded in the manifest)."""
         h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
-        for f in self.files:
+        for f in (*self.files, *self.bootstrap_files):
             h.update((TEMPLATES_DIR / f.template).read_bytes())
         return h.hexdigest()
 
@@ -97,7 +104,7 @@ def _read_role(name: str, roles_dir: Path, seen: tuple[str, ...]) -> dict[str, A
         raise UsageError(
             f"role spec {path}: unknown keys {sorted(unknown)}", hint=f"allowed: {sorted(_ALLOWED)}"
         )
-    merged: dict[str, Any] = {k: [] for k in (*_LIST_KEYS, "files")}
+    merged: dict[str, Any] = {k: [] for k in (*_LIST_KEYS, *_FILE_KEYS)}
     for parent in data.get("include", []):
         _merge(merged, _read_role(parent, roles_dir, (*seen, name)))
     _merge(merged, data)
@@ -109,22 +116,27 @@ def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
         for item in data.get(key, []):
             if item not in into[key]:
                 into[key].append(item)
-    files = {f["path"]: f for f in into["files"]}
-    for f in data.get("files", []):
-        files[f["path"]] = f
-    into["files"] = list(files.values())
+    for kind in _FILE_KEYS:
+        files = {f["path"]: f for f in into[kind]}
+        for f in data.get(kind, []):
+            files[f["path"]] = f
+        into[kind] = list(files.values())
     for key in _SCALAR_KEYS:
         if key in data:
             into[key] = data[key]
 
 
-def load_role(name: str, roles_dir: Path = ROLES_DIR) -> RoleSpec:
-    data = _read_role(name, roles_dir, ())
+def _file_specs(name: str, entries: list[dict[str, Any]]) -> tuple[FileSpec, ...]:
     files = []
-    for f in data["files"]:
+    for f in entries:
         if not str(f.get("path", "")).startswith("/") or "template" not in f:
             raise UsageError(f"role {name}: file entry {f} needs an absolute 'path' and a 'template'")
         files.append(FileSpec(path=f["path"], template=f["template"], mode=int(f.get("mode", 0o644))))
+    return tuple(files)
+
+
+def load_role(name: str, roles_dir: Path = ROLES_DIR) -> RoleSpec:
+    data = _read_role(name, roles_dir, ())
     return RoleSpec(
         name=name,
         description=data.get("description", name),
@@ -136,7 +148,8 @@ def load_role(name: str, roles_dir: Path = ROLES_DIR) -> RoleSpec:
         kernel_module_trim=tuple(data["kernel_module_trim"]),
         install_appliance=bool(data.get("install_appliance", False)),
         system_site_packages=bool(data.get("system_site_packages", True)),
-        files=tuple(files),
+        files=_file_specs(name, data["files"]),
+        bootstrap_files=_file_specs(name, data["bootstrap_files"]),
         enable_services=tuple(data["enable_services"]),
         kernel_args=tuple(data["kernel_args"]),
         menu_title=data.get("menu_title", f"appliance {name}"),
@@ -156,10 +169,19 @@ def template_env() -> jinja2.Environment:
 
 def render_files(spec: RoleSpec, variables: dict[str, Any]) -> dict[str, tuple[int, str]]:
     """Rendered role files: absolute path in the image -> (mode, text)."""
+    return _render(spec, spec.files, variables)
+
+
+def render_bootstrap_files(spec: RoleSpec) -> dict[str, tuple[int, str]]:
+    """Rendered bootstrap files (variables: role, description only): path -> (mode, text)."""
+    return _render(spec, spec.bootstrap_files, {})
+
+
+def _render(spec: RoleSpec, specs: tuple[FileSpec, ...], variables: dict[str, Any]) -> dict[str, tuple[int, str]]:
     env = template_env()
     context = {"role": spec.name, "description": spec.description, **variables}
     out: dict[str, tuple[int, str]] = {}
-    for f in spec.files:
+    for f in specs:
         try:
             text = env.get_template(f.template).render(**context)
         except jinja2.TemplateError as err:

@@ -33,7 +33,7 @@ from appliance.images.manifest import (
 )
 from appliance.images.pipeline import Step
 from appliance.images.runner import build_env, run
-from appliance.images.spec import render_files
+from appliance.images.spec import render_bootstrap_files, render_files
 
 ISOLINUX_FILES = {
     "/usr/lib/ISOLINUX/isolinux.bin": "isolinux.bin",
@@ -76,6 +76,14 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _write_files(root: Path, files: dict[str, tuple[int, str]]) -> None:
+    for path, (mode, text) in sorted(files.items()):
+        dest = root / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+        dest.chmod(mode)
 
 
 # ---------------------------------------------------------------- steps
@@ -131,9 +139,13 @@ def bootstrap(ctx: BuildContext, record: BuildRecord) -> str:
     if ctx.config.source_date_epoch is not None:
         extra["SOURCE_DATE_EPOCH"] = str(ctx.config.source_date_epoch)
     env = build_env(extra, keep=("http_proxy", "https_proxy", "no_proxy"))
+    files = render_bootstrap_files(ctx.spec)
+    stage = ctx.work_dir / "bootstrap-files" if files else None
+    if stage is not None:
+        _write_files(stage, files)
     try:
-        run(commands.mmdebstrap(ctx.spec, ctx.config, partial, ctx.debs_cache), env=env, log_file=ctx.log_file,
-            what="mmdebstrap")  # fmt: skip
+        run(commands.mmdebstrap(ctx.spec, ctx.config, partial, ctx.debs_cache, stage), env=env,
+            log_file=ctx.log_file, what="mmdebstrap")  # fmt: skip
     except ExternalCommandError as err:
         partial.unlink(missing_ok=True)
         explained = explain_bootstrap_failure(ctx.log_file.read_text(errors="replace"), ctx)
@@ -237,11 +249,7 @@ def configure(ctx: BuildContext, record: BuildRecord) -> str:
         "marker": BOOT_MARKER,
     }
     files = render_files(ctx.spec, variables)
-    for path, (mode, text) in sorted(files.items()):
-        dest = ctx.rootfs / path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text)
-        dest.chmod(mode)
+    _write_files(ctx.rootfs, files)
     if ctx.spec.enable_services:
         run(commands.chroot(ctx.rootfs, "systemctl", "enable", *ctx.spec.enable_services), env=_chroot_env(ctx),
             what="systemctl enable")  # fmt: skip
@@ -270,17 +278,18 @@ def kernel_files(ctx: BuildContext, record: BuildRecord) -> str:
     version = kernels[0].name.removeprefix("vmlinuz-")
     live = ctx.iso_tree / "live"
     live.mkdir(parents=True)
-    shutil.copyfile(kernels[0], live / "vmlinuz")
-    shutil.copyfile(ctx.rootfs / f"boot/initrd.img-{version}", live / "initrd.img")
+    # moved, not copied: one copy on the ISO; the installer puts it back into the target's /boot
+    os.replace(kernels[0], live / "vmlinuz")
+    os.replace(ctx.rootfs / f"boot/initrd.img-{version}", live / "initrd.img")
     record.kernel_version = version
-    return version
+    return f"{version}, {_mb((live / 'vmlinuz').stat().st_size + (live / 'initrd.img').stat().st_size)}"
 
 
 def squashfs(ctx: BuildContext, record: BuildRecord) -> str:
     out = ctx.iso_tree / "live/filesystem.squashfs"
     env = build_env()  # times come from -all-time/-mkfs-time (mksquashfs refuses both ways at once)
     run(commands.mksquashfs(ctx.rootfs, out, ctx.config.compression, ctx.config.epoch), env=env, what="mksquashfs")
-    return f"{ctx.config.compression.name}, {_mb(out.stat().st_size)}"
+    return f"{ctx.config.compression.label}, {_mb(out.stat().st_size)}"
 
 
 def menu_inputs(ctx: BuildContext) -> BootMenuInputs:
@@ -376,7 +385,7 @@ STEPS = (
     Step("install-appliance", "our package in a venv at /opt/appliance", install_appliance),
     Step("configure", "role files and services", configure),
     Step("packages", "record installed packages", record_packages),
-    Step("kernel", "kernel and initrd for the live boot", kernel_files),
+    Step("kernel", "move the kernel and initrd out of the root to /live", kernel_files),
     Step("squashfs", "compress the root filesystem", squashfs),
     Step("boot-files", "isolinux (BIOS), GRUB EFI image (UEFI), boot menus", boot_files),
     Step("iso", "write the hybrid ISO with pycdlib", write_image),

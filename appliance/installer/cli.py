@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from appliance.installer.answers import ROLES
-from appliance.installer.ks_parse import DIALECT_CHOICES
-from appliance.installer.validate import validate_kickstart_file
+from appliance.installer.dialects import DIALECT_CHOICES
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +45,8 @@ def _register_ks(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from appliance.installer.validate import validate_kickstart_file  # pykickstart: imported when used
+
     failed = 0
     for path in args.files:
         result = validate_kickstart_file(path, args.role, args.dialect)
@@ -63,6 +64,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_answers(args: argparse.Namespace) -> int:
+    from appliance.installer.validate import validate_kickstart_file
+
     result = validate_kickstart_file(args.file, args.role, args.dialect)
     for problem in result.problems:
         print(problem, file=sys.stderr)

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ApplianceError, ConfigError, UsageError
-from appliance.installer import bootloader, roles, target_config
+from appliance.installer import bootloader, live_kernel, roles, target_config
 from appliance.installer.answers import Answers, Script
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.disks import Disk, partitions_in_use
 from appliance.installer.layout import Layout, plan_layout, render_fstab
 from appliance.installer.runner import InstallLog, run
+from appliance.installer.sources import LIVE_MEDIUM
 
 RSYNC_EXCLUDES = ("/proc/*", "/sys/*", "/dev/*", "/run/*", "/tmp/*", "/mnt/*", "/media/*", "/lost+found")
 PARTITION_WAIT_S = 10.0
@@ -40,6 +41,7 @@ class InstallContext:
     log: InstallLog
     cleanup: CleanupStack
     say: Callable[[str], None]
+    medium: Path = LIVE_MEDIUM  # the live medium: the kernel and initrd come from its /live
     target: Path = Path()
     uuids: dict[int, str] = field(default_factory=dict)
 
@@ -50,9 +52,9 @@ class InstallContext:
 Step = tuple[str, int, Callable[[InstallContext], None]]
 
 
-def source_size_mib(source_root: Path) -> int:
-    """Space the copied system needs: its size plus 15% and 64 MiB for logs and state."""
-    total = 0
+def source_size_mib(source_root: Path, extra_bytes: int = 0) -> int:
+    """Space the copied system needs: its size (plus ``extra_bytes``), 15% and 64 MiB for logs and state."""
+    total = extra_bytes
     for dirpath, dirnames, filenames in os.walk(source_root):
         rel = Path(dirpath).relative_to(source_root)
         if rel.parts and rel.parts[0] in ("proc", "sys", "dev", "run", "tmp"):
@@ -74,8 +76,10 @@ def check_target(disk: Disk) -> None:
                          "unmount them, or choose another disk; nothing was changed")
 
 
-def make_plan(answers: Answers, disk: Disk, source_root: Path) -> Layout:
-    return plan_layout(answers, disk.path, disk.size_bytes, min_root_mib=source_size_mib(source_root))
+def make_plan(answers: Answers, disk: Disk, source_root: Path, medium: Path = LIVE_MEDIUM) -> Layout:
+    live = live_kernel.from_medium(source_root, medium)
+    extra = live.size if live else 0
+    return plan_layout(answers, disk.path, disk.size_bytes, min_root_mib=source_size_mib(source_root, extra))
 
 
 # --- steps ------------------------------------------------------------------------------------------
@@ -190,6 +194,10 @@ def step_copy(ctx: InstallContext) -> None:
                 ctx.say(f"  copying the system: {pct}%")
 
     ctx.run([*cmd, src, str(ctx.target) + "/"], on_line=progress)
+    live = live_kernel.from_medium(ctx.source_root, ctx.medium)
+    if live is not None:
+        for dest in live_kernel.copy_to(live, ctx.target):
+            ctx.log.write(f"copied {dest.name} from the live medium {ctx.medium}")
     for name in ("proc", "sys", "dev", "run", "tmp", "mnt", "media", "boot/efi"):
         (ctx.target / name).mkdir(parents=True, exist_ok=True)
     (ctx.target / "tmp").chmod(0o1777)

@@ -16,10 +16,10 @@ from appliance.errors import ConfigError, UsageError
 from appliance.installer.answers import ROLES, Answers, Role
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.console_session import act_on_host, run_on_console
+from appliance.installer.dialects import DIALECT_CHOICES
 from appliance.installer.disks import Disk, describe_target, list_candidate_disks
 from appliance.installer.install import InstallContext, check_target, make_plan, run_install
 from appliance.installer.interactive import Prompter, ask_answers, confirm_erase, network_interfaces
-from appliance.installer.ks_parse import DIALECT_CHOICES
 from appliance.installer.layout import Layout
 from appliance.installer.runner import InstallLog
 from appliance.installer.sources import (
@@ -29,7 +29,6 @@ from appliance.installer.sources import (
     find_oemdrv_kickstart,
     parse_cmdline,
 )
-from appliance.installer.validate import validate_kickstart
 
 LIVE_ROOT = Path("/run/live/rootfs/filesystem.squashfs")
 IMAGE_INFO = Path("/etc/appliance/image.json")
@@ -52,6 +51,9 @@ def register_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--dialect", choices=DIALECT_CHOICES, default="auto", help="kickstart grammar (see ks validate)")
     p.add_argument("--source-root", type=Path,
                    help=f"root filesystem to copy (default: the live image's, {LIVE_ROOT})")
+    p.add_argument("--medium", type=Path, default=LIVE_MEDIUM,
+                   help=f"the live medium, whose live/vmlinuz and live/initrd.img become the installed "
+                        f"system's kernel when the root filesystem has none in /boot (default {LIVE_MEDIUM})")
     p.add_argument("--log", type=Path, default=DEFAULT_LOG, help=f"install log (default {DEFAULT_LOG})")
     p.add_argument("--no-finish", action="store_true",
                    help="do not reboot or power off at the end, whatever the answers say")
@@ -103,6 +105,8 @@ def _kickstart_answers(args: argparse.Namespace, boot: BootOptions, role: Role) 
             return None
         text, name = found
     print(f"kickstart: {name}", flush=True)
+    from appliance.installer.validate import validate_kickstart  # pykickstart: only with a kickstart
+
     result = validate_kickstart(text, name, role, args.dialect)
     for problem in result.problems:
         print(problem, flush=True)
@@ -199,7 +203,7 @@ def _install(args: argparse.Namespace) -> int:
         disk = _pick_disk(args, answers)
     answers = answers.with_target_disk(disk.path)
     check_target(disk)
-    layout = make_plan(answers, disk, source_root)
+    layout = make_plan(answers, disk, source_root, args.medium)
     print("\n".join(["", "Install plan:", *summary(answers, disk, layout), ""]), flush=True)
     if args.dry_run:
         print("dry run: the answers are valid and the plan fits; no disk was touched", flush=True)
@@ -214,7 +218,8 @@ def _install(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write the install log {args.log}: {err.strerror}", "give --log FILE") from err
     log.write(f"install of a {role} onto {disk.path}; answers: {json.dumps(answers.to_dict())}")
     ctx = InstallContext(answers=answers, disk=disk, layout=layout, source_root=source_root, log=log,
-                         cleanup=CleanupStack(log.write), say=lambda m: print(m, flush=True))
+                         cleanup=CleanupStack(log.write), say=lambda m: print(m, flush=True),
+                         medium=args.medium)
     try:
         run_install(ctx)
     finally:

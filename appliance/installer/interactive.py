@@ -18,14 +18,14 @@ from appliance.installer.answers import (
     Role,
     ServerAnswers,
 )
-from appliance.installer.disks import Disk
-from appliance.installer.ks_answers import (
+from appliance.installer.checks import (
     MIN_ADMIN_PASSWORD,
     normalize_fingerprint,
     valid_fingerprint,
     valid_hostname,
     valid_manager_url,
 )
+from appliance.installer.disks import Disk
 from appliance.installer.passwords import sha512_crypt
 
 

@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 from pykickstart.constants import (
     CLEARPART_TYPE_ALL,
@@ -30,6 +29,13 @@ from appliance.installer.answers import (
     Role,
     Script,
     ServerAnswers,
+)
+from appliance.installer.checks import (
+    MIN_ADMIN_PASSWORD,
+    normalize_fingerprint,
+    valid_fingerprint,
+    valid_hostname,
+    valid_manager_url,
 )
 from appliance.installer.ks_parse import ParsedKickstart, Problem
 from appliance.installer.passwords import looks_like_crypt_hash, sha512_crypt
@@ -103,34 +109,9 @@ _FINISH_COMMANDS: dict[str, FinishAction] = {
     "shutdown": "poweroff",
     "halt": "halt",
 }
-_FINGERPRINT_RE = re.compile(r"^(sha256:)?([0-9a-f]{2}(:?)){31}[0-9a-f]{2}$", re.IGNORECASE)
-_HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
-    re.IGNORECASE,
-)
 _IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$|^([0-9a-f]{2}:){5}[0-9a-f]{2}$", re.IGNORECASE)
 _SSH_KEY_RE = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+)\s+[A-Za-z0-9+/=]+(\s.*)?$")
 _SUPPORTED_FSTYPES = {"ext4", "ext3", "ext2", "swap", "vfat", "efi", "biosboot"}
-MIN_ADMIN_PASSWORD = 8
-
-
-def normalize_fingerprint(value: str) -> str:
-    """``SHA256:AA:BB..`` / ``aabb..`` -> lower-case hex with colons, as our PKI prints it."""
-    hexpart = value.lower().removeprefix("sha256:").replace(":", "")
-    return ":".join(hexpart[i : i + 2] for i in range(0, len(hexpart), 2))
-
-
-def valid_fingerprint(value: str) -> bool:
-    return bool(_FINGERPRINT_RE.match(value.strip()))
-
-
-def valid_hostname(value: str) -> bool:
-    return bool(_HOSTNAME_RE.match(value))
-
-
-def valid_manager_url(value: str) -> bool:
-    parsed = urlparse(value)
-    return parsed.scheme == "https" and bool(parsed.hostname)
 
 
 def disk_path(name: str) -> str:

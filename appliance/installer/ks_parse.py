@@ -29,7 +29,6 @@ from appliance.installer.ks_commands import CUSTOM_COMMANDS
 
 Dialect = Literal["rhel9", "ovm3"]
 DIALECTS: dict[str, int] = {"rhel9": RHEL9, "ovm3": RHEL5}
-DIALECT_CHOICES = ("auto", "rhel9", "ovm3")
 
 # Commands that only the old grammar has: their presence means an Oracle VM Server 3.x era file.
 _OLD_ONLY_COMMANDS = {"install", "upgrade", "langsupport", "mouse", "key"}

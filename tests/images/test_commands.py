@@ -33,6 +33,22 @@ def test_mmdebstrap_command_carries_the_spec() -> None:
     ]
 
 
+def test_bootstrap_files_go_in_before_the_packages() -> None:
+    spec = load_role("test")
+    cmd = commands.mmdebstrap(spec, _config(), Path("/w/base.tar"), Path("/cache/debs"), Path("/w/boot-files"))
+    assert "--essential-hook=sync-in /w/boot-files /" in cmd
+    plain = commands.mmdebstrap(spec, _config(), Path("/w/base.tar"), Path("/cache/debs"))
+    assert not any(a.startswith("--essential-hook") for a in plain)
+
+
+def test_bootstrap_files_are_part_of_the_base_key(tmp_path: Path) -> None:
+    spec = load_role("test")
+    inputs = spec.bootstrap_inputs()["bootstrap_files"]
+    assert list(inputs) == ["/etc/initramfs-tools/hooks/zz-appliance-module-trim"]
+    changed = replace(spec, bootstrap_files=())
+    assert cache.base_key(spec, _config()) != cache.base_key(changed, _config())
+
+
 def test_mksquashfs_pins_every_timestamp() -> None:
     cmd = commands.mksquashfs(Path("/r"), Path("/o.sq"), DEV_COMPRESSION, 1234)
     assert cmd[:3] == ["mksquashfs", "/r", "/o.sq"]

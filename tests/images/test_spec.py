@@ -73,7 +73,9 @@ def test_installer_units_run_only_on_the_live_system() -> None:
     auto = files["/etc/systemd/system/appliance-installer@tty1.service.d/appliance-auto.conf"][1]
     assert "ConditionKernelCommandLine=!inst.auto" in auto  # one automatic install, on ttyS0
     for path in ("/etc/systemd/system/serial-getty@ttyS0.service.d/appliance-live.conf",
-                 "/etc/systemd/system/libvirtd.service.d/appliance-live.conf"):  # fmt: skip
+                 "/etc/systemd/system/libvirtd.service.d/appliance-live.conf",
+                 "/etc/systemd/system/ssh.service.d/appliance-live.conf",
+                 "/etc/systemd/system/appliance-ssh-hostkeys.service"):  # fmt: skip
         assert "ConditionKernelCommandLine=!boot=live" in files[path][1]
 
 
@@ -106,3 +108,17 @@ def test_digest_changes_with_the_spec(tmp_path: Path) -> None:
     assert load_role("a", tmp_path).digest() == first
     (tmp_path / "a.toml").write_text('packages = ["x", "y"]\n')
     assert load_role("a", tmp_path).digest() != first
+
+
+def test_the_initramfs_hook_trims_only_what_no_boot_needs() -> None:
+    from appliance.images.spec import render_bootstrap_files
+
+    mode, hook = render_bootstrap_files(load_role("server"))["/etc/initramfs-tools/hooks/zz-appliance-module-trim"]
+    assert mode == 0o755 and hook.startswith("#!/bin/sh\n")
+    trimmed = next(line for line in hook.splitlines() if line.startswith("for tree in")).split()[3:-1]
+    assert "drivers/net" in trimmed and "drivers/gpu" in trimmed
+    # storage, USB, file systems and the live medium's needs stay in the initrd
+    assert not any(t.startswith(("drivers/ata", "drivers/scsi", "drivers/nvme", "drivers/usb", "drivers/block",
+                                 "drivers/virtio", "fs/ext4", "fs/squashfs", "fs/isofs", "drivers/md"))
+                   for t in trimmed)
+    assert "${DESTDIR}" in hook and "prereqs" in hook

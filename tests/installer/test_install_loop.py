@@ -39,13 +39,14 @@ def _answers(password_hash: str, text: str = SERVER_KS, role: str = "server"):
     return result.answers
 
 
-def _install(answers, loop_disk: str, root: Path, tmp_path: Path) -> InstallContext:
+def _install(answers, loop_disk: str, root: Path, tmp_path: Path, medium: Path | None = None) -> InstallContext:
     disk = describe_target(loop_disk)
     log = InstallLog(tmp_path / "install.log")
     messages: list[str] = []
+    medium = medium or tmp_path / "no-medium"
     ctx = InstallContext(answers=answers.with_target_disk(loop_disk), disk=disk,
-                         layout=make_plan(answers, disk, root), source_root=root, log=log,
-                         cleanup=CleanupStack(log.write), say=messages.append)
+                         layout=make_plan(answers, disk, root, medium), source_root=root, log=log,
+                         cleanup=CleanupStack(log.write), say=messages.append, medium=medium)
     ctx.messages = messages  # type: ignore[attr-defined]
     run_install(ctx)
     return ctx
@@ -178,5 +179,31 @@ def test_manager_install_gives_the_database_its_own_filesystem(loop_disk, tmp_pa
         assert not (mnt / "root/.appliance-admin-password").exists()  # the secret does not stay behind
         grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
         assert "multiboot2" not in grub_cfg and "set default=linux" in grub_cfg
+    finally:
+        _umount(mnt)
+
+
+@pytest.mark.slow
+def test_kernel_and_initrd_come_from_the_live_medium(loop_disk, tmp_path, password_hash):
+    """The image's root filesystem has no kernel in /boot: the installer copies the ISO's /live pair."""
+    from .conftest import make_root
+
+    root = make_root(tmp_path / "root", xen=False)
+    for old in (root / "boot").iterdir():
+        old.unlink()
+    (root / "usr/lib/modules/6.1.0-99-amd64").mkdir(parents=True)
+    medium = tmp_path / "medium"
+    (medium / "live").mkdir(parents=True)
+    (medium / "live/vmlinuz").write_bytes(b"kernel" * 1000)
+    (medium / "live/initrd.img").write_bytes(b"initrd" * 1000)
+    _install(_answers(password_hash, MANAGER_KS, "manager"), loop_disk, root, tmp_path, medium)
+    mnt = tmp_path / "mnt"
+    _mount(f"{loop_disk}p4", mnt)
+    try:
+        assert (mnt / "boot/vmlinuz-6.1.0-99-amd64").read_bytes() == b"kernel" * 1000
+        assert (mnt / "boot/initrd.img-6.1.0-99-amd64").read_bytes() == b"initrd" * 1000
+        grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
+        assert "linux /boot/vmlinuz-6.1.0-99-amd64 root=UUID=" in grub_cfg
+        assert "initrd /boot/initrd.img-6.1.0-99-amd64" in grub_cfg
     finally:
         _umount(mnt)

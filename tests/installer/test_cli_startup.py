@@ -1,0 +1,41 @@
+"""`appliance install` starts without importing the other command groups (slow under emulation)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+
+from appliance import cli
+
+HEAVY = ("sqlalchemy", "fastapi", "pykickstart", "httpx", "uvicorn", "alembic")
+
+
+def test_commands_name_every_subcommand_of_its_module() -> None:
+    for module in cli.COMMAND_GROUPS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        registered = set(sub.choices)
+        assert registered == {name for name, owner in cli.COMMANDS.items() if owner == module}, module
+
+
+def test_groups_for_picks_the_named_command_or_all() -> None:
+    assert cli.groups_for(["-v", "install", "--console"]) == ["appliance.installer.cli"]
+    assert cli.groups_for(["build", "manager"]) == ["appliance.images.cli"]
+    assert cli.groups_for(["--help"]) == cli.COMMAND_GROUPS
+    assert cli.groups_for(["instal"]) == cli.COMMAND_GROUPS
+
+
+def test_install_parser_imports_no_heavy_library() -> None:
+    code = (
+        "import json, sys\n"
+        "from appliance.cli import build_parser\n"
+        "build_parser(['install']).parse_args(['install', '--dry-run'])\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out))
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert "appliance" in loaded
