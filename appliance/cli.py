@@ -30,6 +30,7 @@ COMMANDS = {
     "ks": "appliance.installer.cli",
     "install": "appliance.installer.cli",
     "cli": "appliance.shell.local",
+    "lab": "appliance.lab.cli",
 }
 
 

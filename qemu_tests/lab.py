@@ -211,10 +211,16 @@ class Lab:
             return cached
         staging = self.cache.staging("lab", key)
         self.secrets = LabSecrets.generate()
+        self._save_secrets(staging)  # first: a failed install can still be logged into
         self._install_all(staging)
-        (staging / "lab.json").write_text(json.dumps(asdict(self.secrets), indent=2) + "\n")
-        (staging / "lab.json").chmod(0o600)
+        self._save_secrets(staging)  # now with the CA fingerprint
         return self.cache.commit_disks(staging, "lab", key)
+
+    def _save_secrets(self, folder: Path) -> None:
+        assert self.secrets is not None
+        path = folder / "lab.json"
+        path.write_text(json.dumps(asdict(self.secrets), indent=2) + "\n")
+        path.chmod(0o600)
 
     def _host(self, machine: Machine, hostname: str) -> HostKickstart:
         assert self.secrets is not None
@@ -277,7 +283,28 @@ class Lab:
                 server.wait_for_console_text(INSTALL_DONE, self.config.install_timeout)
                 server.wait_for_shutdown(300)
         self._timed(f"install {self.config.servers} server(s) at once", start)
-        manager.power_off(180)
+        self.shut_down(manager)
+
+    def shut_down(self, machine: Machine) -> None:
+        """ACPI power button; if the guest ignores it, `poweroff` over SSH (never a hard stop here:
+        the disk goes into the cache)."""
+        try:
+            machine.power_off(120)
+        except AssertionError:
+            self.say(f"lab: {machine.name} ignored the power button; running poweroff over SSH")
+            self.ssh(machine, "poweroff", check=False)
+            machine.wait_for_shutdown(180)
+
+    def ssh(self, machine: Machine, command: str, check: bool = True) -> str:
+        """Run ``command`` as root on ``machine`` over its forwarded SSH port."""
+        key = self.write_ssh_key()
+        cmd = ["ssh", "-i", str(key), "-p", str(machine.host_port(22)), "-o", "StrictHostKeyChecking=no",
+               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
+               "root@127.0.0.1", command]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"ssh {machine.name} {command!r}: exit {proc.returncode}: {proc.stderr.strip()}")
+        return proc.stdout
 
     def boot(self, disk_dir: Path) -> None:
         """Start every host on an overlay over ``disk_dir``; wait for the WS-API and the agents."""

@@ -65,7 +65,7 @@ def run_lab(workdir: Path, servers: int) -> int:
                 for machine in lab.machines.values():
                     if machine.is_up():
                         try:
-                            machine.power_off(timeout=120)
+                            lab.shut_down(machine)
                         except AssertionError as err:  # the harness's MachineError: then the Driver kills it
                             print(f"lab: {machine.name} did not power off: {err}".splitlines()[0], flush=True)
     except (ApplianceError, AssertionError, OSError) as err:
