@@ -295,12 +295,20 @@ class Lab:
             self.ssh(machine, "poweroff", check=False)
             machine.wait_for_shutdown(180)
 
+    def _ssh_options(self) -> list[str]:
+        return ["-i", str(self.write_ssh_key()), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"]  # fmt: skip
+
+    def copy_to(self, machine: Machine, local: Path, remote: str) -> None:
+        """scp ``local`` to ``remote`` on ``machine`` (as root)."""
+        cmd = ["scp", "-P", str(machine.host_port(22)), *self._ssh_options(), str(local), f"root@127.0.0.1:{remote}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise AssertionError(f"scp to {machine.name}:{remote}: exit {proc.returncode}: {proc.stderr.strip()}")
+
     def ssh(self, machine: Machine, command: str, check: bool = True) -> str:
         """Run ``command`` as root on ``machine`` over its forwarded SSH port."""
-        key = self.write_ssh_key()
-        cmd = ["ssh", "-i", str(key), "-p", str(machine.host_port(22)), "-o", "StrictHostKeyChecking=no",
-               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
-               "root@127.0.0.1", command]  # fmt: skip
+        cmd = ["ssh", "-p", str(machine.host_port(22)), *self._ssh_options(), "root@127.0.0.1", command]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if check and proc.returncode != 0:
             raise AssertionError(f"ssh {machine.name} {command!r}: exit {proc.returncode}: {proc.stderr.strip()}")
