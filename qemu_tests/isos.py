@@ -4,11 +4,15 @@ and given a kickstart with `appliance iso embed-ks`."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.errors import ExternalCommandError
+
+STEP_DONE = re.compile(r"\[\d+/\d+\] [\w-]+: done")
 
 
 def appliance_command() -> list[str]:
@@ -23,14 +27,21 @@ def image_cache() -> Path | None:
     return Path(value) if value else None
 
 
-def build_iso(role: str, output: Path, log: Path) -> Path:
-    """Build ``role``'s ISO into ``output`` (progress goes to ``log``); returns the ISO's path."""
+def build_iso(role: str, output: Path, log: Path, progress: Callable[[str], None] | None = None) -> Path:
+    """Build ``role``'s ISO into ``output`` (its output goes to ``log``, and each finished step to
+    ``progress``); returns the ISO's path."""
     cmd = [*appliance_command(), "build", role, "--output", str(output)]
     cache = image_cache()
     if cache is not None:
         cmd += ["--cache", str(cache)]
-    with log.open("w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+    with log.open("w") as out, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                text=True) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            if progress is not None and STEP_DONE.match(line):
+                progress(f"  {role} ISO: {line.strip()}")
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise ExternalCommandError(f"appliance build {role} failed (exit {proc.returncode}):\n{tail}",

@@ -189,7 +189,7 @@ class Lab:
                 start = time.monotonic()
                 out = self.config.workdir / "build" / role
                 shutil.rmtree(out, ignore_errors=True)
-                built = build_iso(role, out, self.driver.results_dir / f"build-{role}.log")
+                built = build_iso(role, out, self.driver.results_dir / f"build-{role}.log", self.say)
                 cached = self.cache.store_iso(role, key, built)
                 shutil.rmtree(out, ignore_errors=True)
                 self._timed(f"build {role} ISO", start)
