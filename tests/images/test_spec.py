@@ -75,7 +75,10 @@ def test_installer_units_run_only_on_the_live_system() -> None:
     for path in ("/etc/systemd/system/serial-getty@ttyS0.service.d/appliance-live.conf",
                  "/etc/systemd/system/libvirtd.service.d/appliance-live.conf",
                  "/etc/systemd/system/ssh.service.d/appliance-live.conf",
-                 "/etc/systemd/system/appliance-ssh-hostkeys.service"):  # fmt: skip
+                 "/etc/systemd/system/appliance-ssh-hostkeys.service",
+                 "/etc/systemd/system/libvirt-guests.service.d/appliance-live.conf",
+                 "/etc/systemd/system/libvirtd.socket.d/appliance-live.conf",
+                 "/etc/systemd/system/xen.service.d/appliance-live.conf"):  # fmt: skip
         assert "ConditionKernelCommandLine=!boot=live" in files[path][1]
 
 
