@@ -355,12 +355,12 @@ class Lab:
 
     def wait_for_servers(self, state: str, timeout: float | None = None) -> list[dict[str, object]]:
         """Wait until the manager lists every lab server in ``state`` with a recent agent contact."""
-        names = {f"{s.name}.lab" for s in self.servers()}
+        names = {s.name for s in self.servers()}
 
         def attempt() -> list[dict[str, object]] | None:
             with self.api_client() as client:
                 items = client.get(f"{self.api_url}/servers").json()["items"]
-            ours = [s for s in items if s["name"] in names]
+            ours = [s for s in items if str(s["name"]).split(".")[0] in names]
             ready = [s for s in ours if s["state"] == state and s.get("last_contact_at")]
             return ours if len(ready) == len(names) else None
 
