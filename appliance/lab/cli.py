@@ -20,6 +20,7 @@ from appliance.lab.status import live_status, process_alive
 
 DEFAULT_WORKDIR = Path("lab")
 LOG_FILE = "lab.log"
+DOWN_TIMEOUT = 300  # the supervisor waits up to 180 s for the hosts to power off
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -145,11 +146,11 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     os.kill(status.pid, signal.SIGTERM)
     print(f"lab: powering the hosts off (supervisor pid {status.pid}) ...", flush=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + DOWN_TIMEOUT
     while process_alive(status.pid) and time.monotonic() < deadline:
         time.sleep(1)
     if process_alive(status.pid):
-        raise ExternalCommandError(f"the supervisor (pid {status.pid}) is still running after 300 s",
+        raise ExternalCommandError(f"the supervisor (pid {status.pid}) is still running after {DOWN_TIMEOUT} s",
                                    f"kill it: kill -9 {status.pid}; its QEMUs end with it")  # fmt: skip
     print("lab: down")
     return 0

@@ -18,10 +18,11 @@ from qemu_tests.driver import Driver
 from qemu_tests.lab import Lab, LabConfig
 
 UP_TIMEOUT = 7200
+POWER_OFF_TIMEOUT = 180
 
 
-class StopRequested(Exception):
-    """SIGTERM or SIGINT arrived."""
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived (a BaseException, so retry loops and handlers of Exception let it through)."""
 
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
@@ -37,6 +38,21 @@ def ready_status(lab: Lab, pid: int) -> LabStatus:
     return LabStatus(state="ready", pid=pid, api_url=lab.api_url, admin_password=lab.secrets.admin_password,
                      root_password=lab.secrets.root_password, fingerprint=lab.secrets.fingerprint,
                      hosts=hosts)  # fmt: skip
+
+
+def power_off_all(lab: Lab, timeout: float = POWER_OFF_TIMEOUT) -> None:
+    """Press every host's power button at once, then wait; the Driver kills what is still up."""
+    running = [m for m in lab.machines.values() if m.is_up()]
+    for machine in running:
+        try:
+            machine.qmp.command("system_powerdown")
+        except Exception as err:  # QMP gone: the machine is on its way down anyway
+            print(f"lab: {machine.name}: {err}", flush=True)
+    for machine in running:
+        try:
+            machine.wait_for_shutdown(timeout)
+        except AssertionError:  # the harness's MachineError: the Driver stops it when the lab exits
+            print(f"lab: {machine.name} did not power off within {timeout:.0f} s; stopping it", flush=True)
 
 
 def run_lab(workdir: Path, servers: int) -> int:
@@ -59,15 +75,11 @@ def run_lab(workdir: Path, servers: int) -> int:
                 print(f"lab: ready after {time.monotonic() - started:.0f} s", flush=True)
                 threading.Event().wait()  # until a signal raises StopRequested
             except StopRequested:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second `lab down` must not cut this short
                 print("lab: stopping: powering the hosts off", flush=True)
                 if status is not None:
                     write_status(workdir, LabStatus(**{**status.__dict__, "state": "stopping"}))
-                for machine in lab.machines.values():
-                    if machine.is_up():
-                        try:
-                            lab.shut_down(machine)
-                        except AssertionError as err:  # the harness's MachineError: then the Driver kills it
-                            print(f"lab: {machine.name} did not power off: {err}".splitlines()[0], flush=True)
+                power_off_all(lab)
     except (ApplianceError, AssertionError, OSError) as err:
         message = str(err).splitlines()[0]
         traceback.print_exc()
