@@ -351,7 +351,8 @@ class Lab:
         assert self.secrets is not None
         context = ssl.create_default_context(cadata=self._ca_pem())
         context.check_hostname = False  # reached through a forwarded loopback port; the chain is verified
-        return httpx.Client(verify=context, timeout=30, auth=("admin", self.secrets.admin_password))
+        return httpx.Client(base_url=self.api_url, verify=context, timeout=30,
+                            auth=("admin", self.secrets.admin_password))
 
     def wait_for_servers(self, state: str, timeout: float | None = None) -> list[dict[str, object]]:
         """Wait until the manager lists every lab server in ``state`` with a recent agent contact."""
