@@ -14,9 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+
+import psutil
 
 from qemu_tests.accel import accel_args
 from qemu_tests.machine import Machine, MachineConfig
@@ -52,6 +56,28 @@ def wait_for_quiet_host(max_wait: float = 600, log: bool = True, own_pids: froze
     return time.monotonic() - start
 
 
+class MemorySampler(threading.Thread):
+    """Peak of the summed resident memory of a run's QEMUs, sampled every ``interval`` seconds."""
+
+    def __init__(self, pids: Callable[[], frozenset[int]], interval: float = 2.0) -> None:
+        super().__init__(name="qemu-memory", daemon=True)
+        self.pids, self.interval = pids, interval
+        self.peak_bytes, self.peak_hosts = 0, 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            total, hosts = 0, 0
+            for pid in self.pids():
+                try:
+                    total += psutil.Process(pid).memory_info().rss
+                    hosts += 1
+                except psutil.Error:
+                    pass
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_hosts = total, hosts
+
+
 class Driver:
     def __init__(self, results_dir: Path, global_timeout: float = 1800, accel: tuple[str, ...] | None = None) -> None:
         self.results_dir = results_dir
@@ -61,10 +87,12 @@ class Driver:
         self.switch = VdeSwitch(self._state / "switch")
         self.machines: dict[str, Machine] = {}
         self.timings: dict[str, float] = {}
+        self.memory = MemorySampler(self.qemu_pids)
 
     def __enter__(self) -> Driver:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.switch.start()
+        self.memory.start()
         return self
 
     def add_machine(self, config: MachineConfig) -> Machine:
@@ -103,5 +131,8 @@ class Driver:
                 machine.crash()
             self.switch.stop()
             (self.results_dir / "timings.json").write_text(json.dumps(self.timings, indent=2) + "\n")
+            self.memory.stopped.set()
+            peak = {"peak_rss_bytes": self.memory.peak_bytes, "machines_running_then": self.memory.peak_hosts}
+            (self.results_dir / "memory.json").write_text(json.dumps(peak, indent=2) + "\n")
         finally:
             shutil.rmtree(self._state, ignore_errors=True)
