@@ -12,6 +12,7 @@ every host boots from a qcow2 overlay on the cached set, so the cache is never w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
@@ -112,6 +113,13 @@ class LabSecrets:
                                                serialization.PublicFormat.OpenSSH).decode()  # fmt: skip
         return cls(secrets.token_urlsafe(12), secrets.token_urlsafe(12), secrets.token_urlsafe(12),
                    private, f"{public} appliance-lab")  # fmt: skip
+
+
+def contact_after(stamp: object, since: dt.datetime) -> bool:
+    """An API time stamp (ISO 8601, ``Z``) later than ``since``."""
+    if not isinstance(stamp, str) or not stamp:
+        return False
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) > since
 
 
 def server_name(n: int) -> str:
@@ -319,12 +327,13 @@ class Lab:
         self._add_hosts(disk_dir, overlay=True)
         self.driver.wait_for_quiet_host()
         start = time.monotonic()
+        booted = dt.datetime.now(dt.UTC)
         self.say("lab: booting the manager and the servers ...")
         for machine in self.machines.values():
             machine.start()
         self.wait_for_api()
         self._timed("boot: manager WS-API answers", start)
-        self.wait_for_servers("owned")
+        self.wait_for_servers("owned", since=booted)
         self._timed("boot: every server's agent reports to the manager", start)
 
     # -- the manager's API ------------------------------------------------------------------
@@ -354,15 +363,16 @@ class Lab:
         return httpx.Client(base_url=self.api_url, verify=context, timeout=30,
                             auth=("admin", self.secrets.admin_password))
 
-    def wait_for_servers(self, state: str, timeout: float | None = None) -> list[dict[str, object]]:
-        """Wait until the manager lists every lab server in ``state`` with a recent agent contact."""
+    def wait_for_servers(self, state: str, since: dt.datetime, timeout: float | None = None) -> list[dict[str, object]]:
+        """Wait until the manager lists every lab server in ``state`` with an agent contact after
+        ``since`` (the manager's database may still say ``owned`` from before the boot)."""
         names = {s.name for s in self.servers()}
 
         def attempt() -> list[dict[str, object]] | None:
             with self.api_client() as client:
                 items = client.get(f"{self.api_url}/servers").json()["items"]
             ours = [s for s in items if str(s["name"]).split(".")[0] in names]
-            ready = [s for s in ours if s["state"] == state and s.get("last_contact_at")]
+            ready = [s for s in ours if s["state"] == state and contact_after(s.get("last_contact_at"), since)]
             return ours if len(ready) == len(names) else None
 
         return retry(attempt, timeout=timeout or self.config.boot_timeout, interval=10,

@@ -126,3 +126,14 @@ def test_install_progress_echoes_the_installers_step_lines(tmp_path: Path) -> No
             out.write(b"ting fstab\n")
         time.sleep(2.5)
     assert said == ["  server1: [5/11  10%] Copying the system", "  server1: [6/11  66%] Writing fstab"]
+
+
+def test_a_server_counts_as_up_only_with_a_contact_after_the_boot() -> None:
+    import datetime as dt
+
+    from qemu_tests.lab import contact_after
+
+    boot = dt.datetime(2026, 11, 26, 21, 0, tzinfo=dt.UTC)
+    assert contact_after("2026-11-26T21:00:05.5Z", boot)
+    assert not contact_after("2026-11-26T20:54:34.788637Z", boot)  # from the install, before this boot
+    assert not contact_after(None, boot) and not contact_after("", boot)
