@@ -158,9 +158,8 @@ class Lab:
 
         self._machine("manager", 1, self.config.manager_memory_mb, MANAGER_PORTS, disk("manager"))
         for n in range(1, self.config.servers + 1):
-            self._machine(
-                server_name(n), 1 + n, self.config.server_memory_mb, SERVER_PORTS, disk(server_name(n))
-            )
+            self._machine(server_name(n), 1 + n, self.config.server_memory_mb, SERVER_PORTS, disk(server_name(n)),
+                          cpu=SERVER_TCG_CPU)  # fmt: skip
 
     @property
     def manager(self) -> Machine:
