@@ -357,6 +357,30 @@ def refresh_all(ctx: jobs.JobContext) -> dict[str, Any]:
     return {"refreshed": results, "failed": failures, "restored_from_roster": restored}
 
 
+def note_contact(conn: Connection, server_id: str, how: str) -> bool:
+    """Record that a server's agent was heard from; an ``unreachable`` server is ``owned`` again
+    (with a ``server.reachable`` event). Returns whether its state changed."""
+    from appliance.manager import events
+
+    row = conn.execute(select(servers.c.name, servers.c.state).where(servers.c.id == server_id)).first()
+    if row is None:
+        return False
+    back = row.state == "unreachable"
+    values: dict[str, Any] = {"last_contact_at": utcnow()}
+    if back:
+        values["state"] = "owned"
+    conn.execute(update(servers).where(servers.c.id == server_id).values(**values))
+    if back:
+        events.record(
+            conn,
+            type="server.reachable",
+            object_type="server",
+            object_id=server_id,
+            message=f"server {row.name} {how}",
+        )
+    return back
+
+
 def reconcile(rt: Any) -> dict[str, int]:
     """One round of the periodic check of every owned server: reachable or not, VM states, and a
     refresh job where the manager's view is incomplete or the agent's certificate is due."""
@@ -394,19 +418,7 @@ def reconcile(rt: Any) -> dict[str, int]:
             continue
         counts["reachable"] += 1
         with rt.engine.begin() as conn:
-            conn.execute(
-                update(servers)
-                .where(servers.c.id == row["id"])
-                .values(state="owned", last_contact_at=utcnow())
-            )
-            if row["state"] == "unreachable":
-                events.record(
-                    conn,
-                    type="server.reachable",
-                    object_type="server",
-                    object_id=row["id"],
-                    message=f"server {row['name']} answers again",
-                )
+            note_contact(conn, row["id"], "answers again")
             vm_ops.apply_listing(conn, row["id"], listing)
             pending = conn.execute(
                 select(jobs.jobs.c.id).where(

@@ -199,7 +199,6 @@ def follow_agent_events(conn: Connection, server_id: str, batch: Sequence[Any]) 
                 .where(vms.c.id == event["object_id"], vms.c.server_id == server_id, vms.c.state != state)
                 .values(state=state, updated_at=utcnow())
             ).rowcount
-    conn.execute(update(servers).where(servers.c.id == server_id).values(last_contact_at=utcnow()))
     return changed
 
 

@@ -94,6 +94,30 @@ def test_vm_lifecycle_follows_the_agent(
         mgr.stop()
 
 
+def test_an_agent_pushing_again_makes_its_server_reachable_before_the_next_check(
+    tmp_path: Path, db_url: str, agents: Callable[[str], AgentProcess]
+) -> None:
+    # no periodic check after the first one: only the agent's push can bring the server back
+    mgr = start_manager(tmp_path, db_url, housekeeping_seconds=1.0, reconcile_seconds=3600.0)
+    agent = agents("s1")
+    try:
+        with mgr.client() as c:
+            server = _discover(c, agent)
+        agent.stop()
+        mgr.stop()
+        mgr.start()  # its first check finds the agent gone
+        with mgr.client() as c:
+            _until(lambda: c.get(f"/servers/{server}").json()["state"] == "unreachable", what="unreachable")
+            agent.start()  # pushes agent.started
+            _until(
+                lambda: c.get(f"/servers/{server}").json()["state"] == "owned", what="owned after the push"
+            )
+            back = [e for e in _events_of(c, "server.reachable") if e["object_id"] == server]
+            assert len(back) == 1 and "pushes events again" in back[0]["message"]
+    finally:
+        mgr.stop()
+
+
 def test_refresh_all_rebuilds_a_lost_database(
     tmp_path: Path, mariadb: dbserver.MariaDBInstance, db_url: str, agents: Callable[[str], AgentProcess]
 ) -> None:

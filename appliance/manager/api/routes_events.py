@@ -18,6 +18,7 @@ from appliance.manager.models import AgentEvents
 from appliance.manager.problems import Conflict, NotFound
 from appliance.manager.runtime import ManagerRuntime
 from appliance.manager.schema import events as events_table
+from appliance.manager.servers import note_contact
 from appliance.manager.timeutil import utcnow
 from appliance.manager.vms import follow_agent_events
 
@@ -154,8 +155,10 @@ def ingest_events(
     batch = [e.model_dump() for e in body.events]
     with rt.engine.begin() as conn:
         accepted, duplicates = events.ingest_from_agent(conn, source, batch)
+        back = False
         if principal.server_id:
             follow_agent_events(conn, principal.server_id, batch)
-    if accepted:
+            back = note_contact(conn, principal.server_id, "pushes events again")
+    if accepted or back:
         rt.bell.ring()
     return JSON({"accepted": accepted, "duplicates": duplicates}, status_code=202)
