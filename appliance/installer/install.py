@@ -224,8 +224,10 @@ def step_system_config(ctx: InstallContext) -> None:
     if shutil.which("ssh-keygen") and (target / "etc/ssh").is_dir():
         for old in (target / "etc/ssh").glob("ssh_host_*"):
             old.unlink()
-        ctx.run(["ssh-keygen", "-A", "-f", str(target)])
-        notes.append("ssh: new host keys")
+        for cmd in target_config.host_key_commands(target, answers.hostname):
+            ctx.run(cmd)
+        target_config.write_host_keys_config(target)
+        notes.append(f"ssh: new host keys ({', '.join(target_config.HOST_KEY_TYPES)})")
     for note in notes:
         ctx.log.write(note)
 

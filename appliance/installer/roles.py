@@ -5,6 +5,7 @@ The command lines are built here (pure) so they are easy to follow as the manage
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,12 @@ def manager_init_cmd(target: Path, answers: Answers, db_password: str) -> list[s
     if answers.network.address:
         cmd += ["--name", answers.network.address]
     return cmd
+
+
+def fingerprint_in(init_output: str) -> str | None:
+    """The CA fingerprint ``appliance manager init`` printed, if it did."""
+    found = re.search(r"^CA fingerprint \(SHA-256\): (\S+)", init_output, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def manager_fingerprint_cmd(target: Path) -> list[str]:
@@ -95,7 +102,7 @@ def configure_manager(target: Path, answers: Answers, log: InstallLog, say: Call
     password_file.touch(mode=0o600)
     password_file.write_text(answers.manager.admin_password + "\n", encoding="utf-8")
     push_cleanup("remove the admin password file", lambda: password_file.unlink(missing_ok=True))
-    run(manager_init_cmd(target, answers, secrets.token_urlsafe(18)), log,
-        hint="the manager could not be initialised; see the install log")
-    proc = run(manager_fingerprint_cmd(target), log)
-    say(f"manager: CA fingerprint (give it to servers' 'enroll --fingerprint'): {proc.stdout.strip()}")
+    init = run(manager_init_cmd(target, answers, secrets.token_urlsafe(18)), log,
+               hint="the manager could not be initialised; see the install log")
+    fingerprint = fingerprint_in(init.stdout) or run(manager_fingerprint_cmd(target), log).stdout.strip()
+    say(f"manager: CA fingerprint (give it to servers' 'enroll --fingerprint'): {fingerprint}")

@@ -25,6 +25,7 @@ if [ -f /etc/fail-on ] && [ "$(cat /etc/fail-on)" = "$2" ]; then
   exit 3
 fi
 if [ "$2" = "ca-fingerprint" ]; then echo "ab:cd:ef"; fi
+if [ "$1 $2" = "manager init" ]; then echo "CA fingerprint (SHA-256): ab:cd:ef"; fi
 exit 0
 """
 
