@@ -27,6 +27,7 @@ _LIST_KEYS = (
     "remove_paths",
     "kernel_module_trim",
     "enable_services",
+    "mask_services",
     "kernel_args",
 )
 _SCALAR_KEYS = ("description", "variant", "install_appliance", "system_site_packages", "menu_title")
@@ -59,6 +60,8 @@ class RoleSpec:
     # put into the root before the role's packages are installed (e.g. initramfs-tools hooks)
     bootstrap_files: tuple[FileSpec, ...]
     enable_services: tuple[str, ...]
+    # units that must never start (systemctl mask): useless here and slow to start under emulation
+    mask_services: tuple[str, ...]
     kernel_args: tuple[str, ...]
     menu_title: str
 
@@ -151,6 +154,7 @@ def load_role(name: str, roles_dir: Path = ROLES_DIR) -> RoleSpec:
         files=_file_specs(name, data["files"]),
         bootstrap_files=_file_specs(name, data["bootstrap_files"]),
         enable_services=tuple(data["enable_services"]),
+        mask_services=tuple(data["mask_services"]),
         kernel_args=tuple(data["kernel_args"]),
         menu_title=data.get("menu_title", f"appliance {name}"),
     )

@@ -253,12 +253,15 @@ def configure(ctx: BuildContext, record: BuildRecord) -> str:
     if ctx.spec.enable_services:
         run(commands.chroot(ctx.rootfs, "systemctl", "enable", *ctx.spec.enable_services), env=_chroot_env(ctx),
             what="systemctl enable")  # fmt: skip
+    if ctx.spec.mask_services:
+        run(commands.chroot(ctx.rootfs, "systemctl", "mask", *ctx.spec.mask_services), env=_chroot_env(ctx),
+            what="systemctl mask")  # fmt: skip
     # made at first boot by systemd; an empty file marks the image as "not yet booted"
     (ctx.rootfs / "etc/machine-id").write_text("")
     for pattern in ("var/lib/dbus/machine-id", "etc/ssh/ssh_host_*"):
         for found in ctx.rootfs.glob(pattern):
             _remove(found)
-    return f"{len(files)} files, {len(ctx.spec.enable_services)} services"
+    return f"{len(files)} files, {len(ctx.spec.enable_services)} services, {len(ctx.spec.mask_services)} masked"
 
 
 def record_packages(ctx: BuildContext, record: BuildRecord) -> str:

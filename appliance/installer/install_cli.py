@@ -149,16 +149,25 @@ def summary(answers: Answers, disk: Disk, layout: Layout) -> list[str]:
     return lines
 
 
-def _finish(action: str) -> None:
+SHUTDOWN_WAIT_S = 300.0
+
+
+def _finish(action: str, pause_s: float) -> None:
     commands = {"reboot": ["reboot"], "poweroff": ["poweroff"], "halt": ["halt"]}
     if action not in commands:
         print("Remove the install medium and reboot when ready.", flush=True)
         return
-    print(f"{action} in 5 seconds...", flush=True)
-    time.sleep(5)
+    if pause_s:
+        print(f"{action} in {pause_s:.0f} seconds...", flush=True)
+        time.sleep(pause_s)
+    else:
+        print(f"{action} now", flush=True)
     systemctl = shutil.which("systemctl")
     cmd = [systemctl, action] if systemctl and Path("/run/systemd/system").is_dir() else [*commands[action], "-f"]
-    subprocess.run(cmd, check=False)
+    if subprocess.run(cmd, check=False).returncode == 0:
+        # systemctl only queues the shutdown: wait for it here rather than ask "what next?" meanwhile
+        time.sleep(SHUTDOWN_WAIT_S)
+    print(f"the system did not {action}; do it by hand (the install itself is complete)", flush=True)
 
 
 INSTALL_LOCK = Path("/run/appliance-install.lock")
@@ -178,8 +187,16 @@ def take_install_lock(disk: str, path: Path = INSTALL_LOCK) -> int:
     return fd
 
 
+def settle_devices(timeout_s: int = 30) -> None:
+    """Let udev finish the boot's device events (the live unit starts before they are done)."""
+    udevadm = shutil.which("udevadm")
+    if udevadm and Path("/run/udev/control").exists():
+        subprocess.run([udevadm, "settle", f"--timeout={timeout_s}"], check=False)
+
+
 def _cmd_install(args: argparse.Namespace) -> int:
     if args.console:
+        settle_devices()
         return run_on_console(lambda: _install(args), sys.stdin, sys.stdout, act_on_host)
     return _install(args)
 
@@ -228,5 +245,5 @@ def _install(args: argparse.Namespace) -> int:
     print(f"The {role} is installed on {disk.path}. Install log: {args.log} "
           "(also /var/log/appliance-install.log on the installed system).", flush=True)
     if not args.no_finish:
-        _finish(answers.finish)
+        _finish(answers.finish, pause_s=5.0 if interactive else 0.0)  # a kickstart asked for it
     return 0

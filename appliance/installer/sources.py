@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import shlex
+import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -29,6 +32,9 @@ from appliance.installer.cleanup import CleanupStack
 LIVE_MEDIUM = Path("/run/live/medium")
 OEMDRV_LABEL = "OEMDRV"
 FETCH_TIMEOUT_S = 30.0
+# the live system starts the installer without waiting for the network: wait here when it is needed
+NETWORK_WAIT_S = 90.0
+NETWORK_RETRY_S = 2.0
 MAX_KICKSTART_BYTES = 1024 * 1024
 
 
@@ -178,7 +184,19 @@ class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
                             fingerprint=self.fingerprint)
 
 
-def _fetch_http(url: str, sha256: str | None, tlsfp: str | None) -> bytes:
+def network_not_ready(err: urllib.error.URLError) -> bool:
+    """Whether a failed fetch looks like a network still coming up (worth waiting for), not a wrong
+    URL, a refused certificate or an HTTP error."""
+    reason = err.reason
+    if isinstance(err, urllib.error.HTTPError) or isinstance(reason, ssl.SSLError):
+        return False
+    if isinstance(reason, (ConnectionError, socket.gaierror, TimeoutError)):
+        return True
+    return isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH,
+                                                            errno.EADDRNOTAVAIL)
+
+
+def _fetch_http(url: str, sha256: str | None, tlsfp: str | None, network_wait_s: float) -> bytes:
     scheme = urlparse(url).scheme
     if scheme == "http" and not sha256:
         raise UsageError(f"ks={url} is plain http and not pinned",
@@ -187,9 +205,19 @@ def _fetch_http(url: str, sha256: str | None, tlsfp: str | None) -> bytes:
         raise UsageError("ks.tlsfp= pins a TLS certificate: use an https:// URL", "or pin with ks.sha256=")
     handlers: list[urllib.request.BaseHandler] = [_PinnedHTTPSHandler(tlsfp)] if tlsfp else []
     opener = urllib.request.build_opener(*handlers)
+    deadline = time.monotonic() + network_wait_s
     try:
-        with opener.open(url, timeout=FETCH_TIMEOUT_S) as response:
-            return bytes(response.read(MAX_KICKSTART_BYTES + 1))
+        while True:
+            try:
+                with opener.open(url, timeout=FETCH_TIMEOUT_S) as response:
+                    return bytes(response.read(MAX_KICKSTART_BYTES + 1))
+            except urllib.error.URLError as err:
+                if not network_not_ready(err) or time.monotonic() >= deadline:
+                    raise
+                left = deadline - time.monotonic()
+                print(f"waiting for the network to reach {urlparse(url).netloc} ({left:.0f} s left): "
+                      f"{getattr(err, 'reason', err)}", flush=True)
+                time.sleep(min(NETWORK_RETRY_S, max(left, 0.0)))
     except urllib.error.HTTPError as err:
         raise ConfigError(f"fetching the kickstart {url} failed: HTTP {err.code} {err.reason}",
                           "check the URL") from err
@@ -200,11 +228,12 @@ def _fetch_http(url: str, sha256: str | None, tlsfp: str | None) -> bytes:
 
 
 def fetch_kickstart(spec: str, *, sha256: str | None = None, tlsfp: str | None = None,
-                    medium: Path = LIVE_MEDIUM) -> tuple[str, str]:
-    """(text, name for messages) of the kickstart named by ``spec``; nothing stays mounted."""
+                    medium: Path = LIVE_MEDIUM, network_wait_s: float = NETWORK_WAIT_S) -> tuple[str, str]:
+    """(text, name for messages) of the kickstart named by ``spec``; nothing stays mounted. A network
+    source is retried for ``network_wait_s`` while the network is not up yet."""
     with CleanupStack() as cleanup:
         if spec.startswith(("http://", "https://")):
-            data = _fetch_http(spec, sha256, tlsfp)
+            data = _fetch_http(spec, sha256, tlsfp, network_wait_s)
         elif spec.startswith("cdrom:"):
             data = _fetch_cdrom(spec, cleanup, medium)
         elif spec.startswith("hd:"):

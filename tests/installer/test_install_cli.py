@@ -206,3 +206,22 @@ def test_console_installer_waits_after_a_failure_instead_of_starting_over(loop_d
     finally:
         child.close(force=True)
     assert not _has_partition_table(loop_disk)
+
+
+def test_finish_waits_for_the_shutdown_it_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from appliance.installer import install_cli
+
+    ran: list[list[str]] = []
+    slept: list[float] = []
+    monkeypatch.setattr(install_cli.subprocess, "run",
+                        lambda cmd, check: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    monkeypatch.setattr(install_cli.time, "sleep", slept.append)
+    install_cli._finish("poweroff", pause_s=0.0)  # a kickstart's poweroff: no pause before it
+    assert any(part.endswith("poweroff") for part in ran[0])
+    assert slept == [install_cli.SHUTDOWN_WAIT_S]  # then no "what next?" while the system goes down
+    slept.clear()
+    install_cli._finish("reboot", pause_s=5.0)  # interactive: time to read the last lines
+    assert slept == [5.0, install_cli.SHUTDOWN_WAIT_S]
+    ran.clear()
+    install_cli._finish("none", pause_s=5.0)
+    assert ran == []

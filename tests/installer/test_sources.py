@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import http.server
+import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +100,45 @@ def test_http_needs_a_pin_and_checks_it(http_url: str) -> None:
         fetch_kickstart(url, sha256="00" * 32)
     with pytest.raises(ConfigError, match="HTTP 404"):
         fetch_kickstart(f"{http_url}/missing.ks", sha256=digest)
+
+
+def test_a_network_source_waits_for_the_network(web_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:  # a port nobody listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_root))
+    started: list[http.server.ThreadingHTTPServer] = []
+
+    def start_late() -> None:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        started.append(server)
+        server.serve_forever()
+
+    threading.Timer(2.5, start_late).start()
+    digest = hashlib.sha256(KS.encode()).hexdigest()
+    try:
+        url = f"http://127.0.0.1:{port}/server.ks"
+        assert fetch_kickstart(url, sha256=digest, network_wait_s=30)[0] == KS
+        assert "waiting for the network to reach 127.0.0.1" in capsys.readouterr().out
+        # a wrong path is not waited for
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match="HTTP 404"):
+            fetch_kickstart(f"http://127.0.0.1:{port}/missing.ks", sha256=digest, network_wait_s=30)
+        assert time.monotonic() - t0 < 5
+    finally:
+        for server in started:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_network_that_never_comes_up_fails_after_the_wait() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="Connection refused"):
+        fetch_kickstart(f"http://127.0.0.1:{port}/ks.cfg", sha256="00" * 32, network_wait_s=3)
+    assert 3 <= time.monotonic() - t0 < 10
 
 
 def test_https_pinned_by_certificate_fingerprint(https_server: tuple[str, str]) -> None:
