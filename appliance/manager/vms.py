@@ -39,14 +39,14 @@ EVENT_STATES = {
 SPEC_FIELDS = ("name", "vcpus", "memory_mib", "server_id", "boot", "description", "ha")
 
 
-def agent_spec(vm: Any, hypervisor_driver: str) -> dict[str, Any]:
+def agent_spec(vm: Any, driver: str) -> dict[str, Any]:
     """The agent's VM spec (docs/agent-api.md) for a manager VM row."""
     spec: dict[str, Any] = {
         "uuid": vm["id"],
         "name": vm["name"],
         "vcpus": vm["vcpus"],
         "memory_mib": vm["memory_mib"],
-        "virt_type": vm["domain_type"] if hypervisor_driver == "xen" else "hvm",
+        "virt_type": vm["domain_type"] if driver == "xen" else "hvm",
         "description": vm["description"] or "",
         "ha": bool(vm["ha"]),
         "nics": [
@@ -84,8 +84,13 @@ def _server(conn: Connection, server_id: str) -> Any:
     return row
 
 
+def hypervisor_driver(hardware: Any) -> str:
+    """The libvirt driver a server's agent reported, lower case (libvirt says "Xen", "QEMU")."""
+    return str(((hardware or {}).get("hypervisor") or {}).get("driver", "")).lower()
+
+
 def _driver(server: Any) -> str:
-    return str(((server["hardware"] or {}).get("hypervisor") or {}).get("driver", ""))
+    return hypervisor_driver(server["hardware"])
 
 
 def define_on(ctx: jobs.JobContext, conn: Connection, vm: Any, server_id: str) -> None:
