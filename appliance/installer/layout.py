@@ -156,18 +156,25 @@ def plan_layout(answers: Answers, disk_path: str, disk_bytes: int, min_root_mib:
     return layout
 
 
+# systemd waits 90 s for a filesystem's device by default; a busy or emulated host's udev can take
+# longer, and a timeout drops the host into emergency mode (no SSH, no agent)
+DEVICE_TIMEOUT = "x-systemd.device-timeout=10min"
+
+
 def render_fstab(entries: list[tuple[str, str, str]]) -> str:
-    """fstab lines by UUID from (uuid, mountpoint, fstype)."""
+    """fstab lines by UUID from (uuid, mountpoint, fstype). The EFI system partition is ``nofail``:
+    nothing at run time needs it, so the host boots without it."""
     lines = [
         "# /etc/fstab: written by the appliance installer; filesystems by UUID",
         "# <file system>  <mount point>  <type>  <options>  <dump>  <pass>",
     ]
     for uuid, mountpoint, fstype in entries:
         if fstype == "swap":
-            lines.append(f"UUID={uuid}  none  swap  sw  0  0")
+            lines.append(f"UUID={uuid}  none  swap  sw,nofail,{DEVICE_TIMEOUT}  0  0")
         elif fstype == "vfat":
-            lines.append(f"UUID={uuid}  {mountpoint}  vfat  umask=0077  0  1")
+            lines.append(f"UUID={uuid}  {mountpoint}  vfat  umask=0077,nofail,{DEVICE_TIMEOUT}  0  1")
+        elif mountpoint == "/":
+            lines.append(f"UUID={uuid}  /  {fstype}  errors=remount-ro  0  1")
         else:
-            passno = 1 if mountpoint == "/" else 2
-            lines.append(f"UUID={uuid}  {mountpoint}  {fstype}  errors=remount-ro  0  {passno}")
+            lines.append(f"UUID={uuid}  {mountpoint}  {fstype}  errors=remount-ro,{DEVICE_TIMEOUT}  0  2")
     return "\n".join(lines) + "\n"

@@ -93,6 +93,8 @@ def test_server_install_on_loop_disk(loop_disk, server_root, tmp_path, password_
         fstab = (mnt / "etc/fstab").read_text()
         assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /  ext4" in fstab
         assert f"UUID={_blkid(loop_disk + 'p2', 'UUID')}  /boot/efi  vfat" in fstab
+        # a slow udev must not drop the host into emergency mode over its ESP
+        assert "umask=0077,nofail,x-systemd.device-timeout=10min" in fstab
         grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
         root_uuid = _blkid(loop_disk + "p3", "UUID")
         xen_line = next(line for line in grub_cfg.splitlines() if "multiboot2 /boot/xen-4.17-amd64.gz" in line)
@@ -175,7 +177,7 @@ def test_manager_install_gives_the_database_its_own_filesystem(loop_disk, tmp_pa
     _mount(f"{loop_disk}p4", mnt)
     try:
         fstab = (mnt / "etc/fstab").read_text()
-        assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /var/lib/mysql  ext4" in fstab
+        assert f"UUID={_blkid(loop_disk + 'p3', 'UUID')}  /var/lib/mysql  ext4  errors=remount-ro,x-systemd.device-timeout=10min  0  2" in fstab
         calls = (mnt / "var/lib/appliance/calls.log").read_text().splitlines()
         assert calls[0].startswith("manager init --state-dir /var/lib/appliance/manager --db-url mysql://")
         assert "--admin-password-file /root/.appliance-admin-password --start-db /var/lib/mysql --name mgr.example.com" in calls[0]
