@@ -68,7 +68,8 @@ class MachineConfig:
     disks: tuple[Disk, ...] = ()
     forward_ports: tuple[int, ...] = ()  # guest TCP ports reachable from the host
     nic_model: str = "e1000"
-    boot_from: str = "disk"  # disk | cdrom (when there is no kernel)
+    # disk | cdrom | disk-then-cdrom (a blank disk falls through to the CD, an installed one boots)
+    boot_from: str = "disk"
     # CPU model under TCG instead of qemu64 (KVM always passes the host's). Xen servers need an
     # Intel one: on AMD, Xen hides SEP and libvirt's libxl driver then finds no host CPU model.
     tcg_cpu: str | None = None
@@ -145,7 +146,9 @@ def qemu_command(
     cd_opts = "if=none,id=cd0,media=cdrom,readonly=on" + (
         f",format=raw,file={config.cdrom}" if config.cdrom else ""
     )
-    boot_cd = ",bootindex=0" if config.boot_from == "cdrom" and config.kernel is None else ""
+    boot_cd = ""
+    if config.kernel is None and config.boot_from in ("cdrom", "disk-then-cdrom"):
+        boot_cd = ",bootindex=0" if config.boot_from == "cdrom" else ",bootindex=2"
     cmd += ["-drive", cd_opts, "-device", f"ide-cd,drive=cd0,id=cdrom{boot_cd}"]
     if switch is not None:
         cmd += switch.netdev_args("lan")

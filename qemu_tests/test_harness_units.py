@@ -45,6 +45,19 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     assert "-serial stdio" in line
 
 
+@pytest.mark.parametrize(("boot_from", "disk_index", "cd_index"), [
+    ("disk", ",bootindex=1", ""), ("cdrom", ",bootindex=1", ",bootindex=0"),
+    ("disk-then-cdrom", ",bootindex=1", ",bootindex=2"),
+])  # fmt: skip
+def test_boot_order(tmp_path: Path, boot_from: str, disk_index: str, cd_index: str) -> None:
+    config = MachineConfig(name="m", number=7, cdrom=Path("/x.iso"), boot_from=boot_from,
+                           disks=(Disk(Path("/base.raw")),))  # fmt: skip
+    cmd = qemu_command(config, TCG, qmp_socket=tmp_path / "q.sock", disk_files=((tmp_path / "d.qcow2", "qcow2"),),
+                       switch=None, forwards=())  # fmt: skip
+    assert f"virtio-blk-pci,drive=disk0,id=vd0{disk_index}" in cmd
+    assert f"ide-cd,drive=cd0,id=cdrom{cd_index}" in cmd
+
+
 def test_overlay_keeps_the_backing_file(tmp_path: Path) -> None:
     backing = tmp_path / "base.raw"
     backing.write_bytes(b"x" * 65536)
