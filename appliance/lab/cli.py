@@ -120,7 +120,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status.state == "ready" else 3
 
 
+def leading_workdir(command: list[str]) -> tuple[Path | None, list[str]]:
+    """``lab ssh NAME --workdir DIR CMD...``: the remainder after NAME may still start with the
+    --workdir option (as the other verbs take it after their arguments)."""
+    if command[:1] == ["--workdir"] and len(command) >= 2:
+        return Path(command[1]), command[2:]
+    if command and command[0].startswith("--workdir="):
+        return Path(command[0].split("=", 1)[1]), command[1:]
+    return None, command
+
+
 def cmd_ssh(args: argparse.Namespace) -> int:
+    given, args.command = leading_workdir(args.command)
+    if given is not None:
+        args.workdir = given
     workdir = args.workdir.resolve()
     status = live_status(workdir)
     if status is None or status.state not in ("ready", "starting"):

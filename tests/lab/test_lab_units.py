@@ -137,3 +137,12 @@ def test_a_server_counts_as_up_only_with_a_contact_after_the_boot() -> None:
     assert contact_after("2026-11-26T21:00:05.5Z", boot)
     assert not contact_after("2026-11-26T20:54:34.788637Z", boot)  # from the install, before this boot
     assert not contact_after(None, boot) and not contact_after("", boot)
+
+
+def test_lab_ssh_takes_the_workdir_after_the_host_name() -> None:
+    from appliance.lab.cli import leading_workdir
+
+    assert leading_workdir(["--workdir", "lab2", "xl", "list"]) == (Path("lab2"), ["xl", "list"])
+    assert leading_workdir(["--workdir=lab2"]) == (Path("lab2"), [])
+    assert leading_workdir(["xl", "list", "--workdir", "x"]) == (None, ["xl", "list", "--workdir", "x"])
+    assert leading_workdir([]) == (None, [])
