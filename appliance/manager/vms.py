@@ -89,13 +89,9 @@ def hypervisor_driver(hardware: Any) -> str:
     return str(((hardware or {}).get("hypervisor") or {}).get("driver", "")).lower()
 
 
-def _driver(server: Any) -> str:
-    return hypervisor_driver(server["hardware"])
-
-
 def define_on(ctx: jobs.JobContext, conn: Connection, vm: Any, server_id: str) -> None:
     server = _server(conn, server_id)
-    owner_client(ctx.services, server).call("create_vm", agent_spec(vm, _driver(server)))
+    owner_client(ctx.services, server).call("create_vm", agent_spec(vm, hypervisor_driver(server["hardware"])))
 
 
 def undefine_on(ctx: jobs.JobContext, conn: Connection, vm_id: str, server_id: str) -> None:
