@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pycdlib
 
+from appliance import live_medium
 from appliance.errors import ApplianceError, ConfigError, ExternalCommandError, UsageError
 from appliance.images import cache, commands, gpt, hosttools
 from appliance.images.bootmenu import (
@@ -289,7 +290,8 @@ def kernel_files(ctx: BuildContext, record: BuildRecord) -> str:
 
 
 def squashfs(ctx: BuildContext, record: BuildRecord) -> str:
-    out = ctx.iso_tree / "live/filesystem.squashfs"
+    out = ctx.iso_tree / live_medium.SQUASHFS
+    live_medium.size_file(out).write_text(f"{live_medium.tree_bytes(ctx.rootfs)}\n", encoding="ascii")
     env = build_env()  # times come from -all-time/-mkfs-time (mksquashfs refuses both ways at once)
     run(commands.mksquashfs(ctx.rootfs, out, ctx.config.compression, ctx.config.epoch), env=env, what="mksquashfs")
     return f"{ctx.config.compression.label}, {_mb(out.stat().st_size)}"

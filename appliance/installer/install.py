@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ApplianceError, ConfigError, UsageError
-from appliance.installer import bootloader, live_kernel, roles, target_config
+from appliance.installer import bootloader, copy_system, live_kernel, roles, target_config
 from appliance.installer.answers import Answers, Script
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.disks import Disk, partitions_in_use
 from appliance.installer.layout import Layout, plan_layout, render_fstab
 from appliance.installer.runner import InstallLog, run
 from appliance.installer.sources import LIVE_MEDIUM
+from appliance.live_medium import recorded_size, tree_bytes
 
-RSYNC_EXCLUDES = ("/proc/*", "/sys/*", "/dev/*", "/run/*", "/tmp/*", "/mnt/*", "/media/*", "/lost+found")
 PARTITION_WAIT_S = 10.0
 
 
@@ -42,6 +42,7 @@ class InstallContext:
     cleanup: CleanupStack
     say: Callable[[str], None]
     medium: Path = LIVE_MEDIUM  # the live medium: the kernel and initrd come from its /live
+    source_image: Path | None = None  # the squashfs image source_root is mounted from, if any
     target: Path = Path()
     uuids: dict[int, str] = field(default_factory=dict)
 
@@ -52,20 +53,13 @@ class InstallContext:
 Step = tuple[str, int, Callable[[InstallContext], None]]
 
 
-def source_size_mib(source_root: Path, extra_bytes: int = 0) -> int:
-    """Space the copied system needs: its size (plus ``extra_bytes``), 15% and 64 MiB for logs and state."""
-    total = extra_bytes
-    for dirpath, dirnames, filenames in os.walk(source_root):
-        rel = Path(dirpath).relative_to(source_root)
-        if rel.parts and rel.parts[0] in ("proc", "sys", "dev", "run", "tmp"):
-            dirnames[:] = []
-            continue
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return int(total / (1024 * 1024) * 1.15) + 64
+def source_size_mib(source_root: Path, extra_bytes: int = 0, image: Path | None = None) -> int:
+    """Space the copied system needs: its size (plus ``extra_bytes``), 15% and 64 MiB for logs and state.
+
+    The size comes from the image's size file when there is one (walking a squashfs under TCG is slow).
+    """
+    size = (recorded_size(image) if image is not None else None) or tree_bytes(source_root)
+    return int((size + extra_bytes) / (1024 * 1024) * 1.15) + 64
 
 
 def check_target(disk: Disk) -> None:
@@ -76,10 +70,12 @@ def check_target(disk: Disk) -> None:
                          "unmount them, or choose another disk; nothing was changed")
 
 
-def make_plan(answers: Answers, disk: Disk, source_root: Path, medium: Path = LIVE_MEDIUM) -> Layout:
+def make_plan(answers: Answers, disk: Disk, source_root: Path, medium: Path = LIVE_MEDIUM,
+              image: Path | None = None) -> Layout:
     live = live_kernel.from_medium(source_root, medium)
     extra = live.size if live else 0
-    return plan_layout(answers, disk.path, disk.size_bytes, min_root_mib=source_size_mib(source_root, extra))
+    return plan_layout(answers, disk.path, disk.size_bytes,
+                       min_root_mib=source_size_mib(source_root, extra, image))
 
 
 # --- steps ------------------------------------------------------------------------------------------
@@ -180,20 +176,20 @@ def step_mount(ctx: InstallContext) -> None:
 
 
 def step_copy(ctx: InstallContext) -> None:
-    src = str(ctx.source_root).rstrip("/") + "/"
-    cmd = ["rsync", "-aHAXx", "--numeric-ids", "--info=progress2", "--no-inc-recursive"]
-    cmd += [f"--exclude={pattern}" for pattern in RSYNC_EXCLUDES]
+    image = copy_system.use_image(ctx.source_image)
+    if image is not None:
+        cmd = copy_system.unsquashfs_command(image, ctx.target)
+    else:
+        cmd = copy_system.rsync_command(ctx.source_root, ctx.target)
     last = [-10]
 
     def progress(line: str) -> None:
-        fields = line.split()
-        if len(fields) >= 2 and fields[1].endswith("%") and fields[1][:-1].isdigit():
-            pct = int(fields[1][:-1])
-            if pct >= last[0] + 10:
-                last[0] = pct - pct % 10
-                ctx.say(f"  copying the system: {pct}%")
+        pct = copy_system.percent_in(line)
+        if pct is not None and pct >= last[0] + 10:
+            last[0] = pct - pct % 10
+            ctx.say(f"  copying the system: {pct}%")
 
-    ctx.run([*cmd, src, str(ctx.target) + "/"], on_line=progress)
+    ctx.run(cmd, on_line=progress)
     live = live_kernel.from_medium(ctx.source_root, ctx.medium)
     if live is not None:
         for dest in live_kernel.copy_to(live, ctx.target):

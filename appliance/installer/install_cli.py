@@ -29,6 +29,7 @@ from appliance.installer.sources import (
     find_oemdrv_kickstart,
     parse_cmdline,
 )
+from appliance.live_medium import SQUASHFS
 
 LIVE_ROOT = Path("/run/live/rootfs/filesystem.squashfs")
 IMAGE_INFO = Path("/etc/appliance/image.json")
@@ -85,6 +86,12 @@ def _source_root(args: argparse.Namespace) -> Path:
         raise UsageError(f"no root filesystem to copy at {root}",
                          "run the installer from the live ISO, or give --source-root DIR")
     return root
+
+
+def _source_image(args: argparse.Namespace) -> Path | None:
+    """The live medium's squashfs image when the source is the live root mounted from it."""
+    image = args.medium / SQUASHFS
+    return image if args.source_root is None and image.is_file() else None
 
 
 def _kickstart_answers(args: argparse.Namespace, boot: BootOptions, role: Role) -> Answers | None:
@@ -220,7 +227,8 @@ def _install(args: argparse.Namespace) -> int:
         disk = _pick_disk(args, answers)
     answers = answers.with_target_disk(disk.path)
     check_target(disk)
-    layout = make_plan(answers, disk, source_root, args.medium)
+    image = _source_image(args)
+    layout = make_plan(answers, disk, source_root, args.medium, image)
     print("\n".join(["", "Install plan:", *summary(answers, disk, layout), ""]), flush=True)
     if args.dry_run:
         print("dry run: the answers are valid and the plan fits; no disk was touched", flush=True)
@@ -236,7 +244,7 @@ def _install(args: argparse.Namespace) -> int:
     log.write(f"install of a {role} onto {disk.path}; answers: {json.dumps(answers.to_dict())}")
     ctx = InstallContext(answers=answers, disk=disk, layout=layout, source_root=source_root, log=log,
                          cleanup=CleanupStack(log.write), say=lambda m: print(m, flush=True),
-                         medium=args.medium)
+                         medium=args.medium, source_image=image)
     try:
         run_install(ctx)
     finally:

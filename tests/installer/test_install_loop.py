@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -39,14 +40,16 @@ def _answers(password_hash: str, text: str = SERVER_KS, role: str = "server"):
     return result.answers
 
 
-def _install(answers, loop_disk: str, root: Path, tmp_path: Path, medium: Path | None = None) -> InstallContext:
+def _install(answers, loop_disk: str, root: Path, tmp_path: Path, medium: Path | None = None,
+             image: Path | None = None) -> InstallContext:
     disk = describe_target(loop_disk)
     log = InstallLog(tmp_path / "install.log")
     messages: list[str] = []
     medium = medium or tmp_path / "no-medium"
     ctx = InstallContext(answers=answers.with_target_disk(loop_disk), disk=disk,
-                         layout=make_plan(answers, disk, root, medium), source_root=root, log=log,
-                         cleanup=CleanupStack(log.write), say=messages.append, medium=medium)
+                         layout=make_plan(answers, disk, root, medium, image), source_root=root, log=log,
+                         cleanup=CleanupStack(log.write), say=messages.append, medium=medium,
+                         source_image=image)
     ctx.messages = messages  # type: ignore[attr-defined]
     run_install(ctx)
     return ctx
@@ -211,5 +214,42 @@ def test_kernel_and_initrd_come_from_the_live_medium(loop_disk, tmp_path, passwo
         grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
         assert "linux /boot/vmlinuz-6.1.0-99-amd64 root=UUID=" in grub_cfg
         assert "initrd /boot/initrd.img-6.1.0-99-amd64" in grub_cfg
+    finally:
+        _umount(mnt)
+
+
+@pytest.mark.slow
+def test_the_live_image_is_unpacked_with_owners_links_and_without_dev(loop_disk, tmp_path, password_hash):
+    """From the ISO the installer unsquashes the image: same files, owners, modes, hard links, xattrs."""
+    from .conftest import make_root
+
+    root = make_root(tmp_path / "root", xen=False)
+    (root / "var/lib/agent").mkdir(parents=True)
+    owned = root / "var/lib/agent/state"
+    owned.write_text("state")
+    os.chown(owned, 123, 456)
+    owned.chmod(0o640)
+    os.link(root / "etc/passwd", root / "etc/passwd.hardlink")
+    os.setxattr(root / "etc/group", "user.appliance", b"kept")
+    (root / "dev").mkdir()
+    (root / "dev/stdin").symlink_to("/proc/self/fd/0")
+    image = tmp_path / "medium/live/filesystem.squashfs"
+    image.parent.mkdir(parents=True)
+    subprocess.run(["mksquashfs", str(root), str(image), "-quiet", "-no-progress", "-comp", "zstd"], check=True)
+    (root / "etc/only-in-the-tree").write_text("rsync would copy this; the image does not have it")
+    ctx = _install(_answers(password_hash, MANAGER_KS, "manager"), loop_disk, root, tmp_path, image=image)
+    assert any(m.startswith("  copying the system: ") for m in ctx.messages)  # type: ignore[attr-defined]
+    assert "$ unsquashfs -f -d" in (tmp_path / "install.log").read_text()
+    mnt = tmp_path / "mnt"
+    _mount(f"{loop_disk}p4", mnt)
+    try:
+        copied = mnt / "var/lib/agent/state"
+        assert (copied.stat().st_uid, copied.stat().st_gid, copied.stat().st_mode & 0o777) == (123, 456, 0o640)
+        assert (mnt / "etc/passwd").stat().st_ino == (mnt / "etc/passwd.hardlink").stat().st_ino
+        assert os.getxattr(mnt / "etc/group", "user.appliance") == b"kept"
+        assert (mnt / "dev").is_dir() and not list((mnt / "dev").iterdir())
+        assert not (mnt / "etc/only-in-the-tree").exists()
+        assert (mnt / "bin/busybox").read_bytes() == (root / "bin/busybox").read_bytes()
+        assert (mnt / "var/lib/appliance/calls.log").is_file()  # the role step ran on the unpacked system
     finally:
         _umount(mnt)
