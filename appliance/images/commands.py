@@ -103,6 +103,10 @@ def venv_create(venv: str, system_site_packages: bool) -> list[str]:
     return ["python3", "-m", "venv", *(["--system-site-packages"] if system_site_packages else []), venv]
 
 
+def venv_uninstall(venv: str, packages: list[str]) -> list[str]:
+    return [f"{venv}/bin/python", "-m", "pip", "uninstall", "--yes", "--quiet", "--disable-pip-version-check", *packages]
+
+
 def venv_install_offline(venv: str, find_links: list[str], requirement: str) -> list[str]:
     links = [arg for d in find_links for arg in ("--find-links", d)]
     return [

@@ -47,8 +47,9 @@ class Compression:
         return f"{self.name}-{self.level}, {self.block_size} blocks"
 
 
-# zstd 9 with 1M blocks: ~12% smaller than zstd 3 with 128K blocks, ~10 s more per build
-DEV_COMPRESSION = Compression("zstd", 9)
+# 128K blocks: the live system reads its small files twice as fast as from 1M blocks under TCG
+# (every .pyc read decompressed a whole 1M block); ~7% larger, won back by pruning the venv
+DEV_COMPRESSION = Compression("zstd", 9, "128K")
 RELEASE_COMPRESSION = Compression("xz", 6)
 
 

@@ -29,6 +29,8 @@ _LIST_KEYS = (
     "enable_services",
     "mask_services",
     "kernel_args",
+    "venv_uninstall",
+    "venv_remove_paths",
 )
 _SCALAR_KEYS = ("description", "variant", "install_appliance", "system_site_packages", "menu_title")
 _FILE_KEYS = ("files", "bootstrap_files")
@@ -64,6 +66,10 @@ class RoleSpec:
     mask_services: tuple[str, ...]
     kernel_args: tuple[str, ...]
     menu_title: str
+    # build-time-only packages uninstalled from our venv once it is complete (pip itself, setuptools)
+    venv_uninstall: tuple[str, ...] = ()
+    # files inside installed packages an appliance never loads (globs, relative to site-packages)
+    venv_remove_paths: tuple[str, ...] = ()
 
     def bootstrap_inputs(self) -> dict[str, Any]:
         """What the bootstrapped base depends on (part of its cache key)."""
@@ -157,6 +163,8 @@ def load_role(name: str, roles_dir: Path = ROLES_DIR) -> RoleSpec:
         mask_services=tuple(data["mask_services"]),
         kernel_args=tuple(data["kernel_args"]),
         menu_title=data.get("menu_title", f"appliance {name}"),
+        venv_uninstall=tuple(data["venv_uninstall"]),
+        venv_remove_paths=tuple(data["venv_remove_paths"]),
     )
 
 

@@ -180,6 +180,21 @@ def minimise(ctx: BuildContext, record: BuildRecord) -> str:
     return f"{_mb(before)} -> {_mb(_tree_size(ctx.rootfs))}"
 
 
+def prune_venv(ctx: BuildContext, record: BuildRecord, env: dict[str, str]) -> str:
+    """Drop what only the build needed (pip, setuptools) and package files never loaded."""
+    before = _tree_size(ctx.rootfs / VENV.lstrip("/"))
+    if ctx.spec.venv_uninstall:
+        run(commands.chroot(ctx.rootfs, *commands.venv_uninstall(VENV, list(ctx.spec.venv_uninstall))), env=env,
+            what="pip uninstall (build-only packages)")  # fmt: skip
+        gone = {name.lower() for name in ctx.spec.venv_uninstall}
+        record.python_packages = [p for p in record.python_packages if p["name"].lower() not in gone]
+    (site,) = (ctx.rootfs / VENV.lstrip("/")).glob("lib/python3*/site-packages")
+    for pattern in ctx.spec.venv_remove_paths:
+        for path in sorted(site.glob(pattern)):
+            _remove(path)
+    return f"; venv pruned {_mb(before)} -> {_mb(_tree_size(ctx.rootfs / VENV.lstrip('/')))}"
+
+
 def wheel_requirements(wheel: Path) -> list[str]:
     """Requires-Dist of a wheel, without extras-only requirements (pure but for reading the zip)."""
     with zipfile.ZipFile(wheel) as zf:
@@ -235,6 +250,7 @@ def install_appliance(ctx: BuildContext, record: BuildRecord) -> str:
     listing = run(commands.chroot(ctx.rootfs, f"{VENV}/bin/pip", "list", "--format=json", "--disable-pip-version-check"),
                   env=env)  # fmt: skip
     record.python_packages = parse_pip_list(listing)
+    note += prune_venv(ctx, record, env)
     link = ctx.rootfs / APPLIANCE_BIN.lstrip("/")
     link.parent.mkdir(parents=True, exist_ok=True)
     _remove(link)

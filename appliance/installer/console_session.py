@@ -41,7 +41,11 @@ def ask_next_step(stdin: TextIO, stdout: TextIO) -> str | None:
     while True:
         stdout.write("Type one of again, shell, reboot, poweroff: ")
         stdout.flush()
-        line = stdin.readline()
+        try:
+            line = stdin.readline()
+        except KeyboardInterrupt:  # Ctrl-C here must not end the console's only program
+            stdout.write("\n")
+            continue
         if not line:
             return None
         choice = parse_choice(line)

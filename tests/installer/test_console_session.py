@@ -36,3 +36,24 @@ def test_internal_errors_name_the_place_and_the_log() -> None:
         text = describe_failure(err)
     assert "internal error KeyError" in text and "test_console_session.py" in text
     assert "/var/log/appliance-install.log" in text
+
+
+class _InterruptedOnce(io.StringIO):
+    """A console whose first read is cut short by Ctrl-C."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.interrupted = False
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return super().readline(size)
+
+
+def test_ctrl_c_at_the_choice_asks_again_instead_of_ending_the_console() -> None:
+    acted: list[str] = []
+    out = io.StringIO()
+    assert run_on_console(lambda: 1, _InterruptedOnce("poweroff\n"), out, acted.append) == 0
+    assert acted == ["poweroff"] and out.getvalue().count("Type one of") == 2
