@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from appliance import __version__
 from appliance.errors import ApplianceError
 
 # Each module exposes ``register(subparsers)``; its subcommands set ``func(args) -> int``.
@@ -42,13 +41,23 @@ def groups_for(argv: Sequence[str]) -> list[str]:
     return COMMAND_GROUPS
 
 
+class _VersionAction(argparse.Action):
+    """--version, read from the package metadata only when asked (importlib.metadata is slow to load)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        from appliance import __version__
+
+        print(f"appliance {__version__}")
+        parser.exit()
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv`` (default: every command)."""
     parser = argparse.ArgumentParser(
         prog="appliance",
         description="Build, install and run manager and server appliance hosts.",
     )
-    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
     sub.required = True

@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from appliance.errors import ConfigError
 
 # Options that belong on Xen's line, not dom0's kernel line (Oracle kickstarts put dom0_mem in --append).
@@ -16,7 +14,7 @@ _XEN_OPTION_PREFIXES = ("dom0_", "com1=", "com2=", "loglvl=", "guest_loglvl=", "
 DEFAULT_XEN_OPTIONS = ("dom0_mem=1024M,max:1024M", "console=com1,vga", "com1=115200,8n1")
 DEFAULT_KERNEL_OPTIONS = ("console=tty0", "console=ttyS0,115200n8")
 
-GRUB_CFG = jinja2.Template("""\
+GRUB_CFG = """\
 # Written by the appliance installer.
 set default={{ default }}
 set timeout=5
@@ -38,7 +36,7 @@ menuentry 'Appliance {{ role }} (Linux{{ ", rescue" if xen else "" }})' --id lin
 	linux {{ prefix }}/{{ kernel }} root=UUID={{ root_uuid }} ro {{ kernel_options }}
 	initrd {{ prefix }}/{{ initrd }}
 }
-""", trim_blocks=True, lstrip_blocks=False, keep_trailing_newline=True)
+"""
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,10 @@ def render_grub_cfg(*, role: str, files: BootFiles, root_uuid: str, boot_uuid: s
     kernel_options = list(DEFAULT_KERNEL_OPTIONS) + [
         k for k in kernel_extra if k not in DEFAULT_KERNEL_OPTIONS]
     dom0_options = [k for k in kernel_extra if not k.startswith("console=")]
-    return GRUB_CFG.render(
+    import jinja2  # here, not at the top: the live installer's first prompt should not wait for it
+
+    template = jinja2.Template(GRUB_CFG, trim_blocks=True, lstrip_blocks=False, keep_trailing_newline=True)
+    return template.render(
         default="xen" if files.xen else "linux", role=role, xen=files.xen,
         xen_name=(files.xen or "").removeprefix("xen-").removesuffix(".gz"),
         kernel=files.kernel, initrd=files.initrd, root_uuid=root_uuid, boot_uuid=boot_uuid,

@@ -10,7 +10,7 @@ import sys
 
 from appliance import cli
 
-HEAVY = ("sqlalchemy", "fastapi", "pykickstart", "httpx", "uvicorn", "alembic")
+HEAVY = ("sqlalchemy", "fastapi", "pykickstart", "httpx", "uvicorn", "alembic", "jinja2")
 
 
 def test_commands_name_every_subcommand_of_its_module() -> None:
@@ -33,9 +33,19 @@ def test_install_parser_imports_no_heavy_library() -> None:
         "import json, sys\n"
         "from appliance.cli import build_parser\n"
         "build_parser(['install']).parse_args(['install', '--dry-run'])\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    loaded = set(json.loads(out))
+    modules = set(json.loads(out))
+    assert "importlib.metadata" not in modules  # the version is read only for --version
+    loaded = {m.split(".")[0] for m in modules}
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
     assert "appliance" in loaded
+
+
+def test_version_is_read_when_asked() -> None:
+    out = subprocess.run([sys.executable, "-m", "appliance", "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    import appliance
+
+    assert out == f"appliance {appliance.__version__}\n" and appliance.__version__ != "0.0.0"
