@@ -167,9 +167,7 @@ def unpack(ctx: BuildContext, record: BuildRecord) -> str:
 
 def minimise(ctx: BuildContext, record: BuildRecord) -> str:
     before = _tree_size(ctx.rootfs)
-    for pattern in ctx.spec.remove_paths:
-        for path in sorted(ctx.rootfs.glob(pattern)):
-            _remove(path)
+    remove_globs(ctx.rootfs, ctx.spec.remove_paths)
     modules = ctx.rootfs / "usr/lib/modules"
     for kdir in sorted(modules.iterdir()) if modules.is_dir() else []:
         for tree in ctx.spec.kernel_module_trim:
@@ -178,6 +176,12 @@ def minimise(ctx: BuildContext, record: BuildRecord) -> str:
                 shutil.rmtree(target)
         run(commands.chroot(ctx.rootfs, "depmod", "-a", kdir.name), env=_chroot_env(ctx), what="depmod")
     return f"{_mb(before)} -> {_mb(_tree_size(ctx.rootfs))}"
+
+
+def remove_globs(root: Path, patterns: tuple[str, ...]) -> None:
+    for pattern in patterns:
+        for path in sorted(root.glob(pattern)):
+            _remove(path)
 
 
 def prune_venv(ctx: BuildContext, record: BuildRecord, env: dict[str, str]) -> str:
@@ -189,9 +193,7 @@ def prune_venv(ctx: BuildContext, record: BuildRecord, env: dict[str, str]) -> s
         gone = {name.lower() for name in ctx.spec.venv_uninstall}
         record.python_packages = [p for p in record.python_packages if p["name"].lower() not in gone]
     (site,) = (ctx.rootfs / VENV.lstrip("/")).glob("lib/python3*/site-packages")
-    for pattern in ctx.spec.venv_remove_paths:
-        for path in sorted(site.glob(pattern)):
-            _remove(path)
+    remove_globs(site, ctx.spec.venv_remove_paths)
     return f"; venv pruned {_mb(before)} -> {_mb(_tree_size(ctx.rootfs / VENV.lstrip('/')))}"
 
 
