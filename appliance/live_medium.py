@@ -13,12 +13,13 @@ SQUASHFS = "live/filesystem.squashfs"
 NOT_COPIED = ("proc", "sys", "dev", "run", "tmp")  # top-level directories whose content is not installed
 
 
-def tree_bytes(root: Path) -> int:
-    """Sum of the sizes of the files under ``root`` (not following links), skipping NOT_COPIED."""
+def tree_bytes(root: Path, skip_top: tuple[str, ...] = NOT_COPIED) -> int:
+    """Sum of the sizes of the files under ``root`` (not following links), skipping the top-level
+    directories in ``skip_top`` (by default those the installer leaves empty)."""
     total = 0
     for dirpath, dirnames, filenames in os.walk(root):
         if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d not in NOT_COPIED]
+            dirnames[:] = [d for d in dirnames if d not in skip_top]
         for name in filenames:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_size

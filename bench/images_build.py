@@ -44,6 +44,12 @@ def timed_build(config: BuildConfig) -> tuple[float, Path, str]:
     return time.monotonic() - t0, iso, log.getvalue()
 
 
+def bootstrap_note(log: str) -> str:
+    """What the build's bootstrap step said (bootstrapped, or the cached base it used)."""
+    line = next((ln for ln in log.splitlines() if "bootstrap: done" in ln), "")
+    return line.split(": ", 1)[-1]
+
+
 def qemu_is_idle() -> bool:
     out = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True).stdout.strip()
     return out in ("", "0")
@@ -97,14 +103,12 @@ def main() -> int:
                 cold, _, log = timed_build(config)
                 rows.append(f"| {role}: cold build | <= {GOALS['cold']:.0f} s | {cold:.0f} s | "
                             f"{verdict(cold <= GOALS['cold'])} |")  # fmt: skip
-                boot_line = next((ln for ln in log.splitlines() if "bootstrap: done" in ln), "")
-                notes.append(f"{role} cold: {boot_line.split(': ', 1)[-1]}")
+                notes.append(f"{role} cold: {bootstrap_note(log)}")
             else:
                 # the cache may lack this epoch's base (a changed package list): fill it first, so
                 # the figure below is a rebuild and not a bootstrap
                 primed, _, log = timed_build(config)
-                boot_line = next((ln for ln in log.splitlines() if "bootstrap: done" in ln), "")
-                notes.append(f"{role} priming build (not a figure): {primed:.0f} s, {boot_line.split(': ', 1)[-1]}")
+                notes.append(f"{role} priming build (not a figure): {primed:.0f} s, {bootstrap_note(log)}")
             warm, iso, log = timed_build(config)
             rows.append(f"| {role}: warm rebuild | <= {GOALS['warm']:.0f} s | {warm:.0f} s | "
                         f"{verdict(warm <= GOALS['warm'])} |")  # fmt: skip

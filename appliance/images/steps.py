@@ -62,14 +62,7 @@ def _mb(n: int) -> str:
 
 
 def _tree_size(root: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
+    return live_medium.tree_bytes(root, skip_top=())
 
 
 def _remove(path: Path) -> None:
