@@ -17,6 +17,7 @@ import datetime
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,8 @@ def main() -> int:
     parser.add_argument("--roles", nargs="+", default=["manager", "server"])
     parser.add_argument("--no-cold", action="store_true", help="skip the cold builds (reuse --cache)")
     parser.add_argument("--no-boot", action="store_true", help="skip the boot measurements")
+    parser.add_argument("--boots", type=int, default=3,
+                        help="boots of each ISO; the figure is their median (single boots here vary by ~10 s)")
     parser.add_argument("--cache", type=Path, default=None, help="cache for warm builds (default: fresh)")
     parser.add_argument("--qemu-wait", type=float, default=600.0,
                         help="seconds to wait for other QEMUs to end before each boot (default 600)")
@@ -132,11 +135,16 @@ def main() -> int:
                 rows.append(f"| {role}: live boot (BIOS, CD) to the installer prompt | <= 45 s | not measured: "
                             f"another QEMU ran for {args.qemu_wait:.0f} s | |")  # fmt: skip
             elif not args.no_boot:
-                secs = boot_to_prompt(iso, work, INSTALLER_PROMPT)
-                shown = f"{secs:.0f} s" if secs is not None else "no prompt within 400 s"
-                ok = secs is not None and secs <= GOALS["boot"]
-                rows.append(f"| {role}: live boot (BIOS, CD) to the installer prompt | <= 45 s | {shown} | "
-                            f"{verdict(ok)} |")  # fmt: skip
+                for kind, image in (("dev", iso), ("`--release`", release_iso)):
+                    times = [boot_to_prompt(image, work, INSTALLER_PROMPT) for _ in range(args.boots)]
+                    got = sorted(t for t in times if t is not None)
+                    median = statistics.median(got) if len(got) == len(times) else None
+                    shown = f"{median:.0f} s" if median is not None else "no prompt within 400 s"
+                    ok = median is not None and median <= GOALS["boot"]
+                    rows.append(f"| {role}: live boot of the {kind} ISO (BIOS, CD) to the installer prompt, "
+                                f"median of {args.boots} | <= 45 s | {shown} | {verdict(ok)} |")  # fmt: skip
+                    notes.append(f"{role} {kind} ISO boots to the prompt: "
+                                 + ", ".join("none" if t is None else f"{t:.1f} s" for t in times))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()

@@ -6,7 +6,6 @@ The command lines are built here (pure) so they are easy to follow as the manage
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +101,8 @@ def configure_manager(target: Path, answers: Answers, log: InstallLog, say: Call
     password_file.touch(mode=0o600)
     password_file.write_text(answers.manager.admin_password + "\n", encoding="utf-8")
     push_cleanup("remove the admin password file", lambda: password_file.unlink(missing_ok=True))
+    import secrets  # hashlib, OpenSSL: not on the installer's start-up path
+
     init = run(manager_init_cmd(target, answers, secrets.token_urlsafe(18)), log,
                hint="the manager could not be initialised; see the install log")
     fingerprint = fingerprint_in(init.stdout) or run(manager_fingerprint_cmd(target), log).stdout.strip()

@@ -49,3 +49,17 @@ def test_version_is_read_when_asked() -> None:
     import appliance
 
     assert out == f"appliance {appliance.__version__}\n" and appliance.__version__ != "0.0.0"
+
+
+def test_installer_modules_load_no_network_or_hashing_library() -> None:
+    # ssl/http (a network kickstart only), passlib (hashing a typed password), hashlib/secrets
+    # (OpenSSL): each is loaded when first used, not on the way to the first question
+    code = (
+        "import json, sys\n"
+        "import appliance.installer.install_cli, appliance.installer.interactive\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    modules = set(json.loads(out))
+    lazy = {"passlib", "ssl", "http.client", "urllib.request", "hashlib", "secrets"}
+    assert modules.isdisjoint(lazy), sorted(modules & lazy)
