@@ -129,6 +129,7 @@ def test_boots(built: Built, mode: bootmodes.BootMode, tmp_path: Path) -> None:
     assert ("medium=/dev/sr" if mode.medium == "cd" else "medium=/dev/sd") in result.line
     assert "init_on_alloc=0" in result.line and "inst.auto" not in result.line
     assert "app=appliance=0.1.0_" in result.line  # our package runs from its venv in the image
+    assert "kept=yes" in result.line  # the initramfs's programs are held past the switch (docs/images.md)
 
 
 @pytest.mark.e2e
