@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from appliance.errors import ConfigError, UsageError
-from appliance.installer.sources import FETCH_TIMEOUT_S, MAX_KICKSTART_BYTES, NETWORK_RETRY_S, _hex
+from appliance.installer.sources import FETCH_TIMEOUT_S, MAX_KICKSTART_BYTES, NETWORK_RETRY_S, plain_hex
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -46,7 +46,7 @@ class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
         context.verify_mode = ssl.CERT_NONE  # trust comes from the pin, checked on connect
         super().__init__(context=context)
         self._pin_context = context
-        self.fingerprint = _hex(fingerprint)
+        self.fingerprint = plain_hex(fingerprint)
 
     def https_open(self, req: urllib.request.Request) -> Any:
         return self.do_open(_PinnedHTTPSConnection, req, context=self._pin_context,  # type: ignore[arg-type]

@@ -63,7 +63,8 @@ def parse_cmdline(text: str) -> BootOptions:
     )
 
 
-def _hex(value: str) -> str:
+def plain_hex(value: str) -> str:
+    """A SHA-256 as given on the kernel line (any case, optional sha256: prefix and colons) as plain hex."""
     return value.lower().removeprefix("sha256:").replace(":", "")
 
 
@@ -71,8 +72,8 @@ def check_sha256(data: bytes, expected: str, name: str) -> None:
     import hashlib  # loads OpenSSL: only when a checksum is pinned
 
     actual = hashlib.sha256(data).hexdigest()
-    if actual != _hex(expected):
-        raise ConfigError(f"kickstart {name} has SHA-256 {actual}, but ks.sha256 pins {_hex(expected)}",
+    if actual != plain_hex(expected):
+        raise ConfigError(f"kickstart {name} has SHA-256 {actual}, but ks.sha256 pins {plain_hex(expected)}",
                           "the file changed or the pin is wrong: fix ks.sha256= (sha256sum FILE)")
 
 
