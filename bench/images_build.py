@@ -3,7 +3,7 @@
     .venv/bin/python bench/images_build.py [--roles manager server] [--no-cold] [--no-boot]
 
 Cold: an empty cache (every .deb downloaded, fresh mmdebstrap). Warm: the same build again with
-the cache filled (what a rebuild after a code change costs). Release: warm, xz squashfs.
+the cache filled (what a rebuild after a code change costs). Release: warm, zstd-19 squashfs.
 Boot: the dev ISO from a virtual CD under QEMU (BIOS, TCG unless KVM really works) with a blank
 disk, until the installer asks for the disk on the serial console. Never runs two QEMUs at once:
 before each boot it waits (--qemu-wait, default 10 min) until no other qemu-system process runs.
@@ -129,7 +129,7 @@ def main() -> int:
             rel_mb = release_iso.stat().st_size / 1e6
             rows.append(f"| {role}: ISO size, dev ({config.compression.label}) | <= {goal} MB | {dev_mb:.0f} MB | "
                         f"{verdict(dev_mb <= goal)} |")  # fmt: skip
-            rows.append(f"| {role}: ISO size, `--release` (xz; warm build {release_t:.0f} s) | <= {goal} MB | "
+            rows.append(f"| {role}: ISO size, `--release` ({RELEASE_COMPRESSION.label}; warm build {release_t:.0f} s) | <= {goal} MB | "
                         f"{rel_mb:.0f} MB | {verdict(rel_mb <= goal)} |")  # fmt: skip
             if not args.no_boot and not wait_for_idle_qemu(args.qemu_wait):
                 rows.append(f"| {role}: live boot (BIOS, CD) to the installer prompt | <= 45 s | not measured: "

@@ -29,7 +29,7 @@ def source_tree() -> Path:
 
 @dataclass(frozen=True)
 class Compression:
-    """squashfs compressor and its options: zstd (fast, dev builds) or xz (small, releases)."""
+    """squashfs compressor and its options (zstd for both build kinds; xz remains selectable)."""
 
     name: str
     level: int
@@ -50,7 +50,9 @@ class Compression:
 # 128K blocks: the live system reads its small files twice as fast as from 1M blocks under TCG
 # (every .pyc read decompressed a whole 1M block); ~7% larger, won back by pruning the venv
 DEV_COMPRESSION = Compression("zstd", 9, "128K")
-RELEASE_COMPRESSION = Compression("xz", 6)
+# releases: zstd-19, same blocks: 7% smaller than dev and as fast to boot (xz with 1M blocks was
+# 23% smaller but its live boot took 58-61 s to the prompt under TCG against 42-44 s)
+RELEASE_COMPRESSION = Compression("zstd", 19, "128K")
 
 
 @dataclass(frozen=True)

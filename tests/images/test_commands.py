@@ -44,7 +44,8 @@ def test_bootstrap_files_go_in_before_the_packages() -> None:
 def test_bootstrap_files_are_part_of_the_base_key(tmp_path: Path) -> None:
     spec = load_role("test")
     inputs = spec.bootstrap_inputs()["bootstrap_files"]
-    assert list(inputs) == ["/etc/initramfs-tools/hooks/zz-appliance-module-trim"]
+    assert list(inputs) == ["/etc/initramfs-tools/hooks/zz-appliance-module-trim",
+                            "/etc/initramfs-tools/scripts/init-bottom/zz-appliance-keep-programs"]
     changed = replace(spec, bootstrap_files=())
     assert cache.base_key(spec, _config()) != cache.base_key(changed, _config())
 
@@ -54,7 +55,8 @@ def test_mksquashfs_pins_every_timestamp() -> None:
     assert cmd[:3] == ["mksquashfs", "/r", "/o.sq"]
     assert cmd[cmd.index("-all-time") + 1] == "1234" and cmd[cmd.index("-mkfs-time") + 1] == "1234"
     assert cmd[cmd.index("-comp") + 1] == "zstd"
-    assert "xz" in commands.mksquashfs(Path("/r"), Path("/o"), RELEASE_COMPRESSION, 1)
+    release = commands.mksquashfs(Path("/r"), Path("/o"), RELEASE_COMPRESSION, 1)
+    assert release[release.index("-Xcompression-level") + 1] == "19" and release[release.index("-b") + 1] == "128K"
 
 
 def test_fat_and_grub_commands() -> None:
