@@ -3,7 +3,7 @@
     .venv/bin/python bench/images_build.py [--roles manager server] [--no-cold] [--no-boot]
 
 Cold: an empty cache (every .deb downloaded, fresh mmdebstrap). Warm: the same build again with
-the cache filled (what a rebuild after a code change costs). Release: warm, zstd-19 squashfs.
+the cache filled (what a rebuild after a code change costs). Release: warm, the same squashfs compression, the timestamp pinned.
 Boot: the dev ISO from a virtual CD under QEMU (BIOS, TCG unless KVM really works) with a blank
 disk, until the installer asks for the disk on the serial console. Never runs two QEMUs at once:
 before each boot it waits (--qemu-wait, default 10 min) until no other qemu-system process runs.

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build.add_argument(
         "--cache", type=Path, default=None, help="cache directory (default: ~/.cache/appliance)"
     )
-    build.add_argument("--release", action="store_true", help="release build: zstd-19 squashfs (smaller, slower to build)")
+    build.add_argument("--release", action="store_true", help="release build: timestamps default to the git commit time")
     build.add_argument("--mirror", default=cfg.DEFAULT_MIRROR, help="Debian mirror URL")
     build.add_argument(
         "--security-mirror", default=cfg.DEFAULT_SECURITY_MIRROR, help="Debian security mirror URL"
