@@ -13,7 +13,7 @@ import pycdlib
 
 from appliance import live_medium
 from appliance.errors import ApplianceError, ConfigError, ExternalCommandError, UsageError
-from appliance.images import cache, commands, gpt, hosttools
+from appliance.images import bytecode, cache, commands, gpt, hosttools
 from appliance.images.bootmenu import (
     BootMenuInputs,
     build_menu,
@@ -276,6 +276,20 @@ def configure(ctx: BuildContext, record: BuildRecord) -> str:
     return f"{len(files)} files, {len(ctx.spec.enable_services)} services, {len(ctx.spec.mask_services)} masked"
 
 
+def hash_bytecode(ctx: BuildContext, record: BuildRecord) -> str:
+    sources = bytecode.timestamp_checked_sources(ctx.rootfs)
+    if not sources:
+        return "none to rewrite"
+    listing = ctx.rootfs / "tmp/appliance-bytecode.list"
+    listing.write_text("".join(f"/{src.relative_to(ctx.rootfs)}\n" for src in sources))
+    try:
+        run(commands.chroot(ctx.rootfs, *commands.compile_bytecode(f"/{listing.relative_to(ctx.rootfs)}")),
+            env=_chroot_env(ctx), what="python3 -m compileall")  # fmt: skip
+    finally:
+        listing.unlink()
+    return f"{len(sources)} .pyc files rewritten hash-checked (the squashfs gives every file one mtime)"
+
+
 def record_packages(ctx: BuildContext, record: BuildRecord) -> str:
     fmt = "${Package}\t${Version}\t${Architecture}\n"
     out = run(commands.chroot(ctx.rootfs, "dpkg-query", "-W", "-f", fmt), env=_chroot_env(ctx))
@@ -400,6 +414,7 @@ STEPS = (
     Step("minimise", "drop docs, logs, host identity, unused kernel modules", minimise),
     Step("install-appliance", "our package in a venv at /opt/appliance", install_appliance),
     Step("configure", "role files and services", configure),
+    Step("bytecode", "Python bytecode valid without source mtimes", hash_bytecode),
     Step("packages", "record installed packages", record_packages),
     Step("kernel", "move the kernel and initrd out of the root to /live", kernel_files),
     Step("squashfs", "compress the root filesystem", squashfs),
