@@ -17,7 +17,7 @@ from appliance.installer.answers import ROLES, Answers, Role
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.console_session import act_on_host, run_on_console
 from appliance.installer.dialects import DIALECT_CHOICES
-from appliance.installer.disks import Disk, describe_target, list_candidate_disks
+from appliance.installer.disks import Disk, describe_target, list_candidate_disks, wait_for_disks
 from appliance.installer.install import InstallContext, check_target, make_plan, run_install
 from appliance.installer.interactive import Prompter, ask_answers, confirm_erase, network_interfaces
 from appliance.installer.layout import Layout
@@ -194,16 +194,9 @@ def take_install_lock(disk: str, path: Path = INSTALL_LOCK) -> int:
     return fd
 
 
-def settle_devices(timeout_s: int = 30) -> None:
-    """Let udev finish the boot's device events (the live unit starts before they are done)."""
-    udevadm = shutil.which("udevadm")
-    if udevadm and Path("/run/udev/control").exists():
-        subprocess.run([udevadm, "settle", f"--timeout={timeout_s}"], check=False)
-
-
 def _cmd_install(args: argparse.Namespace) -> int:
     if args.console:
-        settle_devices()
+        wait_for_disks()  # the live unit starts early in the boot
         return run_on_console(lambda: _install(args), sys.stdin, sys.stdout, act_on_host)
     return _install(args)
 
