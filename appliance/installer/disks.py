@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from appliance.errors import UsageError
 
 # Kernel names that are never install targets when discovered (a loop device may still be named
 # explicitly with --target-disk, which is how the tests install onto disk images).
-_NEVER_DISCOVERED = ("loop", "ram", "zram", "sr", "fd", "md", "dm-", "nbd")
+NEVER_DISCOVERED = ("loop", "ram", "zram", "sr", "fd", "md", "dm-", "nbd")
 LIVE_MEDIUM_MOUNT = "/run/live/medium"
 
 
@@ -123,24 +121,6 @@ def install_medium_disks(context: pyudev.Context, mountinfo: str) -> set[str]:
     return names
 
 
-def wait_command(udevadm: str, names: list[str], timeout_s: int) -> list[str]:
-    return [udevadm, "wait", "--initialized=yes", f"--timeout={timeout_s}", *(f"/sys/class/block/{n}" for n in names)]
-
-
-def wait_for_disks(timeout_s: int = 30, sys_class_block: Path = Path("/sys/class/block")) -> None:
-    """Wait until udev has processed every disk the list could show (its model, serial, labels).
-
-    Only those devices, not udev's whole queue (``udevadm settle``): on the live medium the
-    initramfs already processed them and the root's coldplug replays every device on the system.
-    """
-    udevadm = shutil.which("udevadm")
-    if not (udevadm and Path("/run/udev/control").exists() and sys_class_block.is_dir()):
-        return
-    names = sorted(p.name for p in sys_class_block.iterdir() if not p.name.startswith(_NEVER_DISCOVERED))
-    if names:
-        subprocess.run(wait_command(udevadm, names, timeout_s), check=False)
-
-
 def list_candidate_disks(ignore: tuple[str, ...] = ()) -> list[Disk]:
     """Disks the installer may install onto, largest first."""
     context = pyudev.Context()
@@ -149,7 +129,7 @@ def list_candidate_disks(ignore: tuple[str, ...] = ()) -> list[Disk]:
     disks = []
     for device in context.list_devices(subsystem="block", DEVTYPE="disk"):
         name = device.sys_name
-        if name.startswith(_NEVER_DISCOVERED) or name in excluded or name in ignored:
+        if name.startswith(NEVER_DISCOVERED) or name in excluded or name in ignored:
             continue
         if _attr(device, "ro") == "1":
             continue

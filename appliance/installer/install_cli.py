@@ -17,7 +17,7 @@ from appliance.installer.answers import ROLES, Answers, Role
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.console_session import act_on_host, run_on_console
 from appliance.installer.dialects import DIALECT_CHOICES
-from appliance.installer.disks import Disk, describe_target, list_candidate_disks, wait_for_disks
+from appliance.installer.disks import Disk, describe_target, list_candidate_disks
 from appliance.installer.install import InstallContext, check_target, make_plan, run_install
 from appliance.installer.interactive import Prompter, ask_answers, confirm_erase, network_interfaces
 from appliance.installer.layout import Layout
@@ -29,6 +29,7 @@ from appliance.installer.sources import (
     find_oemdrv_kickstart,
     parse_cmdline,
 )
+from appliance.installer.udev_wait import wait_for_coldplug, wait_for_disks
 from appliance.live_medium import SQUASHFS
 
 LIVE_ROOT = Path("/run/live/rootfs/filesystem.squashfs")
@@ -194,6 +195,11 @@ def take_install_lock(disk: str, path: Path = INSTALL_LOCK) -> int:
     return fd
 
 
+def _interfaces_after_coldplug() -> list[tuple[str, str]]:
+    wait_for_coldplug()
+    return network_interfaces()
+
+
 def _cmd_install(args: argparse.Namespace) -> int:
     if args.console:
         wait_for_disks()  # the live unit starts early in the boot
@@ -213,7 +219,7 @@ def _install(args: argparse.Namespace) -> int:
             raise UsageError("no kickstart was found and there is no terminal to ask questions on",
                              "give --ks SOURCE or boot with ks=...; or run the installer on a console")
         disks = None if args.target_disk else list_candidate_disks()
-        answers, chosen = ask_answers(prompter, role, disks, network_interfaces())
+        answers, chosen = ask_answers(prompter, role, disks, _interfaces_after_coldplug)
         disk = describe_target(args.target_disk) if args.target_disk else chosen
         assert disk is not None
     else:

@@ -164,11 +164,13 @@ def ask_server(prompter: Prompter) -> ServerAnswers:
 
 
 def ask_answers(prompter: Prompter, role: Role, disks: list[Disk] | None,
-                interfaces: list[tuple[str, str]]) -> tuple[Answers, Disk | None]:
-    """All questions for a ``role`` install; ``disks`` None when the disk was given on the command line."""
+                interfaces: Callable[[], list[tuple[str, str]]]) -> tuple[Answers, Disk | None]:
+    """All questions for a ``role`` install; ``disks`` None when the disk was given on the command line.
+
+    ``interfaces`` is called after the disk question (the boot may still be loading NIC drivers)."""
     prompter.say(f"Appliance {role} installer. Nothing is written before the final confirmation.")
     disk = ask_disk(prompter, disks) if disks is not None else None
-    network = ask_network(prompter, interfaces)
+    network = ask_network(prompter, interfaces())
     hostname = prompter.ask("Host name", role, _check_hostname)
     timezone = prompter.ask("Time zone", "UTC")
     root_hash = sha512_crypt(prompter.password("Root password"))
