@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
+from types import FrameType
 
 from appliance.images import config as cfg
 
@@ -54,9 +56,15 @@ def make_config(args: argparse.Namespace) -> cfg.BuildConfig:
     )
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _build(args: argparse.Namespace) -> int:
     from appliance.images.build import build
 
+    # `kill PID` stops the build like Ctrl-C: the running program cleans up, no ISO is left behind
+    signal.signal(signal.SIGTERM, _interrupt)
     iso = build(make_config(args))
     print(iso)
     return 0

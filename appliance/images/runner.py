@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import ExternalCommandError
 
@@ -31,6 +32,29 @@ def build_env(extra: Mapping[str, str] | None = None, *, keep: Sequence[str] = (
     return env
 
 
+CLEANUP_WAIT_S = 120.0
+
+
+def _wait(proc: subprocess.Popen[Any]) -> tuple[int, tuple[Any, Any]]:
+    """Wait for ``proc``; if we are interrupted meanwhile, let it clean up before we go on.
+
+    A stopped build must not leave mmdebstrap's mounts behind: the program gets SIGTERM (Ctrl-C
+    reaches it with the process group, `kill` of our PID does not) and time to unmount.
+    """
+    with proc:
+        try:
+            out = proc.communicate()
+        except BaseException:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=CLEANUP_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            raise
+        return proc.returncode, out
+
+
 def run(
     cmd: Sequence[str | Path],
     *,
@@ -49,14 +73,13 @@ def run(
     try:
         if log_file is not None:
             with open(log_file, "ab") as out:
-                returncode = subprocess.run(
-                    argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False
-                ).returncode
+                returncode, _ = _wait(subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT))
             output = log_file.read_text(errors="replace")
             stdout = ""
         else:
-            cp = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-            returncode, output, stdout = cp.returncode, cp.stdout + cp.stderr, cp.stdout
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            returncode, (stdout, stderr) = _wait(proc)
+            output = stdout + stderr
     except FileNotFoundError as err:
         raise ExternalCommandError(f"program not found: {argv[0]}", hint=hint) from err
     if returncode != 0:
