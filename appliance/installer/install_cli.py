@@ -223,6 +223,8 @@ def _install(args: argparse.Namespace) -> int:
         disk = describe_target(args.target_disk) if args.target_disk else chosen
         assert disk is not None
     else:
+        if args.console:
+            wait_for_coldplug()  # %pre scripts expect every device, NICs included (not in the initramfs)
         disk = _pick_disk(args, answers)
     answers = answers.with_target_disk(disk.path)
     check_target(disk)
