@@ -219,7 +219,8 @@ def _install(args: argparse.Namespace) -> int:
             raise UsageError("no kickstart was found and there is no terminal to ask questions on",
                              "give --ks SOURCE or boot with ks=...; or run the installer on a console")
         disks = None if args.target_disk else list_candidate_disks()
-        answers, chosen = ask_answers(prompter, role, disks, _interfaces_after_coldplug)
+        interfaces = _interfaces_after_coldplug if args.console else network_interfaces
+        answers, chosen = ask_answers(prompter, role, disks, interfaces)
         disk = describe_target(args.target_disk) if args.target_disk else chosen
         assert disk is not None
     else:
