@@ -14,6 +14,7 @@ from pathlib import Path
 
 from appliance.errors import ConfigError, UsageError
 from appliance.installer.answers import ROLES, Answers, Role
+from appliance.installer.boot_wait import wait_for_disks, wait_for_early_boot
 from appliance.installer.cleanup import CleanupStack
 from appliance.installer.console_session import act_on_host, run_on_console
 from appliance.installer.dialects import DIALECT_CHOICES
@@ -29,7 +30,6 @@ from appliance.installer.sources import (
     find_oemdrv_kickstart,
     parse_cmdline,
 )
-from appliance.installer.udev_wait import wait_for_coldplug, wait_for_disks
 from appliance.live_medium import SQUASHFS
 
 LIVE_ROOT = Path("/run/live/rootfs/filesystem.squashfs")
@@ -195,8 +195,8 @@ def take_install_lock(disk: str, path: Path = INSTALL_LOCK) -> int:
     return fd
 
 
-def _interfaces_after_coldplug() -> list[tuple[str, str]]:
-    wait_for_coldplug()
+def _interfaces_after_early_boot() -> list[tuple[str, str]]:
+    wait_for_early_boot()
     return network_interfaces()
 
 
@@ -219,13 +219,13 @@ def _install(args: argparse.Namespace) -> int:
             raise UsageError("no kickstart was found and there is no terminal to ask questions on",
                              "give --ks SOURCE or boot with ks=...; or run the installer on a console")
         disks = None if args.target_disk else list_candidate_disks()
-        interfaces = _interfaces_after_coldplug if args.console else network_interfaces
+        interfaces = _interfaces_after_early_boot if args.console else network_interfaces
         answers, chosen = ask_answers(prompter, role, disks, interfaces)
         disk = describe_target(args.target_disk) if args.target_disk else chosen
         assert disk is not None
     else:
         if args.console:
-            wait_for_coldplug()  # %pre scripts expect every device, NICs included (not in the initramfs)
+            wait_for_early_boot()  # %pre scripts may need a NIC (not in the initramfs); the install, /tmp
         disk = _pick_disk(args, answers)
     answers = answers.with_target_disk(disk.path)
     check_target(disk)

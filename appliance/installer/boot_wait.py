@@ -1,19 +1,21 @@
-"""Waiting for udev on the live medium: for the disks at once, for the boot's coldplug later.
+"""What the live installer waits for: the disks before its first question, the early boot later.
 
 The installer unit starts early in the boot: the initramfs already processed the block devices (its
-udev database carries over in /run), but NIC drivers are not in the initramfs; the root's coldplug
-loads them.
+udev database carries over in /run). NIC drivers are not in the initramfs (the root's udev coldplug
+loads them) and /tmp is mounted with local-fs.target: the network question and the install itself
+wait for the early boot (basic.target) and udev's queue.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from appliance.installer.disks import NEVER_DISCOVERED
 
-COLDPLUG_UNIT = "systemd-udev-trigger.service"
+EARLY_BOOT_STATE = "initializing"  # systemctl is-system-running, before basic.target
 
 
 def _udevadm() -> str | None:
@@ -39,15 +41,16 @@ def wait_for_disks(timeout_s: int = 30, sys_class_block: Path = Path("/sys/class
         subprocess.run(wait_command(udevadm, names, timeout_s), check=False)
 
 
-def wait_for_coldplug(timeout_s: int = 60) -> None:
-    """Wait until the boot's coldplug has run and udev's queue is empty (network devices named)."""
+def wait_for_early_boot(timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
+    """Wait until systemd has left its early boot (udev's coldplug run, /tmp mounted), then for udev."""
     systemctl = shutil.which("systemctl")
     if systemctl and Path("/run/systemd/system").is_dir():
-        # joins the boot's start job: returns once the trigger has run (at once if it already has)
-        try:
-            subprocess.run([systemctl, "start", COLDPLUG_UNIT], check=False, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = subprocess.run([systemctl, "is-system-running"], capture_output=True, text=True, check=False)
+            if state.stdout.strip() != EARLY_BOOT_STATE:
+                break
+            time.sleep(poll_s)
     udevadm = _udevadm()
     if udevadm is not None:
-        subprocess.run([udevadm, "settle", f"--timeout={timeout_s}"], check=False)
+        subprocess.run([udevadm, "settle", f"--timeout={int(timeout_s)}"], check=False)
